@@ -1,0 +1,1 @@
+"""Authentication: who the client is. Only htpasswd (bcrypt) for now."""

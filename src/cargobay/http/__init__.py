@@ -1,0 +1,1 @@
+"""The HTTP layer (aiohttp): routes, request parsing, auth and error bodies. Handlers stay thin."""

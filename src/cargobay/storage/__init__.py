@@ -1,0 +1,1 @@
+"""Storage drivers and the one module that knows where everything lives (`layout`)."""
