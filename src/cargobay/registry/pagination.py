@@ -25,4 +25,6 @@ def paginate(sorted_items: list[str], n: int | None, last: str | None) -> Page:
     items = [i for i in sorted_items if i > last] if last else sorted_items
     if n is None or len(items) <= n:
         return Page(items, more=False)
+    if n == 0:
+        return Page([], more=False)  # nothing to continue after
     return Page(items[:n], more=True)

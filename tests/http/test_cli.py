@@ -1,0 +1,121 @@
+"""The `cargobay` command as a user runs it: version, user management, startup errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cargobay.auth.htpasswd import parse_htpasswd
+from tests.support.server import free_port
+
+
+def cargobay(*args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 20):
+    return subprocess.run(
+        [sys.executable, "-m", "cargobay", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}, **(env or {})},
+    )
+
+
+def test_version() -> None:
+    result = cargobay("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("cargobay 0.")
+
+
+def test_user_add_passwd_delete_list(tmp_path: Path) -> None:
+    path = tmp_path / "auth" / "registry.htpasswd"
+    assert (
+        cargobay(
+            "user", "add", "ci", "--file", str(path), "--password-stdin", "--cost", "4", stdin="first\n"
+        ).returncode
+        == 0
+    )
+    assert (
+        cargobay(
+            "user", "add", "qa", "--file", str(path), "--password-stdin", "--cost", "4", stdin="other\n"
+        ).returncode
+        == 0
+    )
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    first_hash = parse_htpasswd(path.read_text(), "f")["ci"]
+    again = cargobay("user", "add", "ci", "--file", str(path), "--password-stdin", stdin="x\n")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    assert (
+        cargobay(
+            "user", "passwd", "ci", "--file", str(path), "--password-stdin", "--cost", "4", stdin="second\n"
+        ).returncode
+        == 0
+    )
+    assert parse_htpasswd(path.read_text(), "f")["ci"] != first_hash
+    assert cargobay("user", "list", "--file", str(path)).stdout.split() == ["ci", "qa"]
+    assert cargobay("user", "delete", "qa", "--file", str(path)).returncode == 0
+    assert cargobay("user", "list", "--file", str(path)).stdout.split() == ["ci"]
+    missing = cargobay("user", "delete", "qa", "--file", str(path))
+    assert missing.returncode == 2
+    assert "not in" in missing.stderr
+
+
+def test_user_add_refuses_an_empty_password(tmp_path: Path) -> None:
+    result = cargobay("user", "add", "ci", "--file", str(tmp_path / "h"), "--password-stdin", stdin="\n")
+    assert result.returncode == 2
+    assert "empty" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "message"),
+    [
+        ("storage:\n  delete:\n    enabled: perhaps\n", {}, "storage.delete.enabled"),
+        ("", {"REGISTRY_HTTP_ADDR": "bad"}, "http.addr"),
+        ("auth:\n  htpasswd:\n    path: /nonexistent/htpasswd\n", {}, "cannot read htpasswd file"),
+    ],
+)
+def test_serve_stops_with_one_clear_sentence(
+    tmp_path: Path, config: str, env: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(f"storage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n" + config)
+    if "storage:" in config:
+        path.write_text(
+            config.replace("storage:\n", f"storage:\n  filesystem:\n    rootdirectory: {tmp_path}/d\n")
+        )
+    result = cargobay("serve", str(path), env={"REGISTRY_HTTP_ADDR": f"127.0.0.1:{free_port()}", **env})
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_non_bcrypt_htpasswd_naming_the_line(tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("ok:$2y$05$abcdefghijklmnopqrstuu\nold:$apr1$x$y\n")
+    result = cargobay(
+        "serve",
+        env={
+            "REGISTRY_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(tmp_path / "data"),
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_PATH": str(htpasswd),
+        },
+    )
+    assert result.returncode == 2
+    assert f"{htpasswd} line 2" in result.stderr
+
+
+def test_serve_refuses_a_data_directory_it_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cargobay(
+        "serve",
+        env={
+            "REGISTRY_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(blocker / "data"),
+        },
+    )
+    assert result.returncode == 2
+    assert f"storage.filesystem.rootdirectory: {blocker / 'data'} is not writable" in result.stderr

@@ -1,0 +1,58 @@
+"""htpasswd parsing and checking: bcrypt only, compatible with `htpasswd -B`, never on the loop."""
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cargobay.auth.htpasswd import HtpasswdAuthenticator, HtpasswdError, hash_password, parse_htpasswd
+
+
+def test_parse_accepts_every_bcrypt_prefix_and_skips_comments() -> None:
+    text = "# users\n\nalice:$2y$05$abc\nbob:$2a$05$def\ncarol:$2b$05$ghi\n"
+    assert parse_htpasswd(text, "f") == {
+        "alice": b"$2y$05$abc",
+        "bob": b"$2a$05$def",
+        "carol": b"$2b$05$ghi",
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [("dave:$apr1$salt$hash", "not bcrypt"), ("erin:{SHA}abc=", "not bcrypt"), ("plain", "USER:HASH")],
+)
+def test_other_hash_kinds_are_refused_naming_the_line(line: str, kind: str) -> None:
+    with pytest.raises(HtpasswdError, match=f"users.htpasswd line 2: .*{kind}"):
+        parse_htpasswd(f"alice:$2y$05$abc\n{line}\n", "users.htpasswd")
+
+
+def test_hash_password_writes_the_htpasswd_dash_b_form() -> None:
+    hashed = hash_password("secret", cost=5)
+    assert hashed.startswith("$2y$05$")
+    assert len(hashed) == 60
+
+
+def check(path: Path, user: str, password: str) -> bool:
+    async def verify() -> bool:
+        return await HtpasswdAuthenticator(path).verify(user, password)
+
+    return asyncio.run(verify())
+
+
+def test_verify_right_wrong_unknown_and_too_long(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{hash_password('right', cost=4)}\n")
+    assert check(path, "alice", "right")
+    assert not check(path, "alice", "wrong")
+    assert not check(path, "nobody", "right")
+    assert not check(path, "alice", "x" * 100)
+
+
+@pytest.mark.skipif(shutil.which("htpasswd") is None, reason="apache2-utils' htpasswd is not installed")
+def test_entries_written_by_htpasswd_dash_b_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), "builder", "s3cret"], check=True)
+    assert check(path, "builder", "s3cret")
+    assert not check(path, "builder", "S3cret")
