@@ -299,3 +299,20 @@ def test_retagging_moves_the_tag(registry: RegistryServer, repo: str) -> None:
     second = push_image(session, registry.url, repo, "moving")
     got = session.get(f"{registry.url}/v2/{repo}/manifests/moving")
     assert got.headers["Docker-Content-Digest"] == second.digest
+
+
+def test_a_schema1_manifest_left_by_registry2_is_still_served(registry: RegistryServer, repo: str) -> None:
+    """registry:2 data directories can hold old schema 1 manifests; pulls of them must keep working."""
+    schema1 = json.dumps({"schemaVersion": 1, "name": repo, "tag": "old", "fsLayers": []}).encode()
+    digest = sha256(schema1)
+    hex_ = digest.split(":")[1]
+    v2 = registry.root / "docker/registry/v2"
+    (v2 / f"blobs/sha256/{hex_[:2]}/{hex_}").mkdir(parents=True)
+    (v2 / f"blobs/sha256/{hex_[:2]}/{hex_}/data").write_bytes(schema1)
+    for link in (f"_manifests/revisions/sha256/{hex_}", "_manifests/tags/old/current"):
+        (v2 / "repositories" / repo / link).mkdir(parents=True)
+        (v2 / "repositories" / repo / link / "link").write_text(digest)
+    response = registry.session().get(f"{registry.url}/v2/{repo}/manifests/old")
+    assert response.status_code == 200
+    assert response.content == schema1
+    assert response.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v1+prettyjws"

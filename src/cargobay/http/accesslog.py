@@ -1,4 +1,4 @@
-"""One line per request: who asked what, the answer, how many bytes, how long it took."""
+"""One line per request: who asked what, the answer, how many body bytes, how long it took."""
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -8,7 +8,11 @@ from cargobay.http.context import USER
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        sent = response.body_length or response.content_length or 0
+        # body_length misses what sendfile wrote, so the declared length is the better count
+        if request.method == "HEAD":
+            sent = 0
+        else:
+            sent = response.content_length if response.content_length is not None else response.body_length
         self.logger.info(
             '%s "%s %s" %d %d %.1fms user=%s',
             request.remote,
