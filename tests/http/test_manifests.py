@@ -10,6 +10,7 @@ from tests.support.client import (
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
+    PushedImage,
     descriptor,
     errors_of,
     image_manifest,
@@ -184,7 +185,9 @@ def test_accept_negotiation(registry: RegistryServer, repo: str) -> None:
     assert errors_of(refused) == ["MANIFEST_UNKNOWN"]
 
 
-def push_index(session, url: str, repo: str, tag: str, media_type: str = OCI_INDEX) -> tuple[bytes, list]:
+def push_index(
+    session, url: str, repo: str, tag: str, media_type: str = OCI_INDEX
+) -> tuple[bytes, list[PushedImage]]:
     children = [push_image(session, url, repo, f"{tag}-child{i}", oci=True) for i in range(2)]
     index = json.dumps(
         {

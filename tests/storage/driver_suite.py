@@ -4,7 +4,8 @@ Each check is a coroutine taking a fresh driver; what it asserts is what the
 registry layer relies on.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -82,7 +83,7 @@ async def paths_that_escape_the_root_are_refused(driver: StorageDriver) -> None:
             await driver.write_bytes(path, b"x")
 
 
-CHECKS: list[Callable[[StorageDriver], Awaitable[None]]] = [
+CHECKS: list[Callable[[StorageDriver], Coroutine[Any, Any, None]]] = [
     write_read_stat,
     missing_paths_raise_path_not_found,
     append_truncate_and_read_ranges,

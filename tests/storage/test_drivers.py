@@ -2,8 +2,9 @@
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,9 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> StorageDriver:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_driver_contract(driver: StorageDriver, check: Callable[[StorageDriver], Awaitable[None]]) -> None:
+def test_driver_contract(
+    driver: StorageDriver, check: Callable[[StorageDriver], Coroutine[Any, Any, None]]
+) -> None:
     asyncio.run(check(driver))
 
 

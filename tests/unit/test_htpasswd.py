@@ -56,3 +56,36 @@ def test_entries_written_by_htpasswd_dash_b_are_accepted(tmp_path: Path) -> None
     subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), "builder", "s3cret"], check=True)
     assert check(path, "builder", "s3cret")
     assert not check(path, "builder", "S3cret")
+
+
+def test_bcrypt_runs_off_the_loop_once_per_new_login_for_known_and_unknown_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown users cost one bcrypt run like a wrong password; a verified login is remembered."""
+    import threading
+
+    import bcrypt
+
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{hash_password('right', cost=4)}\n")
+    calls: list[str] = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
+        calls.append(threading.current_thread().name)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+
+    async def scenario() -> list[bool]:
+        authenticator = HtpasswdAuthenticator(path)
+        return [
+            await authenticator.verify("alice", "right"),
+            await authenticator.verify("alice", "right"),  # remembered: no bcrypt
+            await authenticator.verify("alice", "wrong"),
+            await authenticator.verify("nobody", "right"),
+        ]
+
+    assert asyncio.run(scenario()) == [True, True, False, False]
+    assert len(calls) == 3
+    assert all(name.startswith("cargobay-blocking") for name in calls)
