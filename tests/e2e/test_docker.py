@@ -8,7 +8,6 @@ nothing outside loopback is contacted.
 """
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -20,8 +19,6 @@ from tests.e2e.docker_engine import (
     DockerCLI,
     DockerEngine,
     import_busybox_image,
-    running_engine,
-    unavailable_reason,
 )
 from tests.support.server import PASSWORD, USER, RegistryServer
 
@@ -39,18 +36,6 @@ RUN mkdir -p /data/more && echo third-layer > /data/more/third.txt
 CMD ["cat", "/data/secret.txt"]
 """
 LAYERS = 4
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[DockerEngine]:
-    """A private dockerd for the session; fails in CI (CI=true) and skips elsewhere if it cannot run."""
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but a Docker engine cannot run here: {reason}", pytrace=False)
-        pytest.skip(f"a Docker engine cannot run here ({reason}); this would fail in CI")
-    with running_engine() as engine:
-        yield engine
 
 
 @pytest.fixture

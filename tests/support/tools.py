@@ -7,6 +7,7 @@ saying why, when run elsewhere.
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
@@ -22,7 +23,11 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    reason = f"`{name}` is not on PATH (install Debian package {APT_PACKAGES.get(name, name)!r})"
+    unavailable(f"`{name}` is not on PATH (install Debian package {APT_PACKAGES.get(name, name)!r})")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail in CI, where everything a test needs must be there; elsewhere skip, saying why."""
     if in_ci():
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(f"{reason}; this would fail in CI")

@@ -1,13 +1,13 @@
 """htpasswd parsing and checking: bcrypt only, compatible with `htpasswd -B`, never on the loop."""
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cargobay.auth.htpasswd import HtpasswdAuthenticator, HtpasswdError, hash_password, parse_htpasswd
+from tests.support.tools import require_tool
 
 
 def test_parse_accepts_every_bcrypt_prefix_and_skips_comments() -> None:
@@ -50,10 +50,9 @@ def test_verify_right_wrong_unknown_and_too_long(tmp_path: Path) -> None:
     assert not check(path, "alice", "x" * 100)
 
 
-@pytest.mark.skipif(shutil.which("htpasswd") is None, reason="apache2-utils' htpasswd is not installed")
 def test_entries_written_by_htpasswd_dash_b_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
-    subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), "builder", "s3cret"], check=True)
+    subprocess.run([require_tool("htpasswd"), "-B", "-b", "-c", str(path), "builder", "s3cret"], check=True)
     assert check(path, "builder", "s3cret")
     assert not check(path, "builder", "S3cret")
 
