@@ -25,16 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+from tests.support.client import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, sha256
+
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = "1.0.0"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:

@@ -10,18 +10,15 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_ready
 from tests.support.tools import require_tool
 
-STARTUP_SECONDS = 20
 STOP_SECONDS = 10
 
 
@@ -77,21 +74,5 @@ def start_registry2(workdir: Path, root: Path, htpasswd: Path) -> Registry2:
             [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT, env=env
         )
     server = Registry2(f"http://127.0.0.1:{port}", port, root, log_path, process)
-    _wait_until_ready(server)
+    wait_until_ready(server, "docker-registry")
     return server
-
-
-def _wait_until_ready(server: Registry2) -> None:
-    """Poll `/v2/` (401 without credentials means it is serving) for at most STARTUP_SECONDS."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"docker-registry exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            if requests.get(f"{server.url}/v2/", timeout=1).status_code in (200, 401):
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"docker-registry did not answer within {STARTUP_SECONDS}s:\n{server.log()}")

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import yaml
@@ -146,11 +146,12 @@ def start_server(
     return server
 
 
-def wait_until_ready(server: RegistryServer) -> None:
+def wait_until_ready(server: "RegistryServer | ServerProcess", label: str = "cargobay") -> None:
+    """Poll `/v2/` (401 without credentials means it is serving) for at most STARTUP_SECONDS."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"cargobay exited with {server.process.returncode}:\n{server.log()}")
+            raise RuntimeError(f"{label} exited with {server.process.returncode}:\n{server.log()}")
         try:
             if requests.get(f"{server.url}/v2/", timeout=1).status_code in (200, 401):
                 return
@@ -158,4 +159,15 @@ def wait_until_ready(server: RegistryServer) -> None:
             pass
         time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"cargobay did not answer within {STARTUP_SECONDS}s:\n{server.log()}")
+    raise RuntimeError(f"{label} did not answer within {STARTUP_SECONDS}s:\n{server.log()}")
+
+
+class ServerProcess(Protocol):
+    """What `wait_until_ready` needs of a registry process, cargobay's or registry:2's."""
+
+    url: str
+    process: "subprocess.Popen[bytes]"
+
+    def log(self) -> str: ...
+
+    def stop(self) -> None: ...
