@@ -1,6 +1,9 @@
-"""`Location` headers behind a reverse proxy: forwarded headers, `http.host`, `http.relativeurls`."""
+"""`Location` headers behind a reverse proxy (forwarded headers, `http.host`, `http.relativeurls`), TLS."""
+
+import subprocess
 
 from tests.support.server import RegistryServer
+from tests.support.tools import require_tool
 
 
 def upload_location(server: RegistryServer, headers: dict[str, str] | None = None) -> str:
@@ -43,3 +46,35 @@ def test_configured_headers_are_added_to_every_response(start_registry) -> None:
     server = start_registry(overrides={"http.headers": {"X-Content-Type-Options": ["nosniff"]}})
     assert server.session().get(f"{server.url}/v2/").headers["X-Content-Type-Options"] == "nosniff"
     assert server.session(False).get(f"{server.url}/v2/").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_tls_with_the_configured_certificate(start_registry, tmp_path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            require_tool("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = start_registry(
+        overrides={"http.tls": {"certificate": str(cert), "key": str(key)}}, scheme="https", ca=cert
+    )
+    assert server.session().get(f"{server.url}/v2/").status_code == 200
+    assert upload_location(server).startswith(f"https://127.0.0.1:{server.port}/v2/")

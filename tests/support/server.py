@@ -39,6 +39,7 @@ class RegistryServer:
     log_path: Path
     process: subprocess.Popen[bytes]
     credentials: tuple[str, str] | None
+    ca: Path | None = None  # the certificate to trust when serving TLS
     sessions: list[requests.Session] = field(default_factory=list)
 
     @property
@@ -49,6 +50,9 @@ class RegistryServer:
     def session(self, credentials: tuple[str, str] | bool | None = True) -> requests.Session:
         """A client session; by default with the server's credentials."""
         session = requests.Session()
+        session.trust_env = False  # loopback only: no proxies, and no CA bundle overriding `verify`
+        if self.ca is not None:
+            session.verify = str(self.ca)
         if credentials is True:
             session.auth = self.credentials
         elif credentials:
@@ -108,6 +112,8 @@ def start_server(
     overrides: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    scheme: str = "http",
+    ca: Path | None = None,
 ) -> RegistryServer:
     """Start `cargobay serve CONFIG` and wait until `/v2/` answers.
 
@@ -134,26 +140,29 @@ def start_server(
             env=process_env,
         )
     server = RegistryServer(
-        url=f"http://127.0.0.1:{port}",
+        url=f"{scheme}://127.0.0.1:{port}",
         port=port,
         root=root,
         config_path=config_path,
         log_path=log_path,
         process=process,
         credentials=(USER, PASSWORD) if auth else None,
+        ca=ca,
     )
-    wait_until_ready(server)
+    wait_until_ready(server, verify=str(ca) if ca else True)
     return server
 
 
-def wait_until_ready(server: "RegistryServer | ServerProcess", label: str = "cargobay") -> None:
+def wait_until_ready(
+    server: "RegistryServer | ServerProcess", label: str = "cargobay", verify: str | bool = True
+) -> None:
     """Poll `/v2/` (401 without credentials means it is serving) for at most STARTUP_SECONDS."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{label} exited with {server.process.returncode}:\n{server.log()}")
         try:
-            if requests.get(f"{server.url}/v2/", timeout=1).status_code in (200, 401):
+            if requests.get(f"{server.url}/v2/", timeout=1, verify=verify).status_code in (200, 401):
                 return
         except requests.ConnectionError:
             pass
