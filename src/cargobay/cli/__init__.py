@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from cargobay import __version__
-from cargobay.cli import quickstart, serve, user
+from cargobay.cli import healthcheck, quickstart, serve, user
 from cargobay.cli.errors import CommandError
 
 
@@ -17,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.register(commands)
     user.register(commands)
     quickstart.register(commands)
+    healthcheck.register(commands)
     commands.add_parser("version", help="print the version").set_defaults(
         run=lambda _args: print(f"cargobay {__version__}") or 0
     )
