@@ -5,7 +5,7 @@
 # Does nothing when they are all there; needs root (or sudo) otherwise.
 set -euo pipefail
 
-packages=(docker.io containerd runc skopeo docker-registry nginx apache2-utils busybox-static iptables iproute2)
+packages=(docker.io containerd runc skopeo docker-registry nginx apache2-utils busybox-static iptables iproute2 curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -54,6 +54,14 @@ def test_user_add_passwd_delete_list(tmp_path: Path) -> None:
         == 0
     )
     assert parse_htpasswd(path.read_text(), "f")["ci"] != first_hash
+    assert (
+        cargobay("user", "check", "ci", "--file", str(path), "--password-stdin", stdin="second\n").returncode
+        == 0
+    )
+    assert (
+        cargobay("user", "check", "ci", "--file", str(path), "--password-stdin", stdin="first\n").returncode
+        == 1
+    )
     assert cargobay("user", "list", "--file", str(path)).stdout.split() == ["ci", "qa"]
     assert cargobay("user", "delete", "qa", "--file", str(path)).returncode == 0
     assert cargobay("user", "list", "--file", str(path)).stdout.split() == ["ci"]

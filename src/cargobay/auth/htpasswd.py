@@ -60,7 +60,7 @@ def hash_password(password: str, cost: int = DEFAULT_COST) -> str:
     return "$2y$" + hashed[4:]
 
 
-def _bcrypt_matches(password: bytes, hashed: bytes) -> bool:
+def password_matches(password: bytes, hashed: bytes) -> bool:
     try:
         return bcrypt.checkpw(password, hashed)
     except ValueError:  # longer than bcrypt's 72 bytes, or a malformed hash
@@ -110,7 +110,7 @@ class HtpasswdAuthenticator:
         ).digest()
         if stored is not None and token in self._remembered:
             return True
-        matches = await run_blocking(_bcrypt_matches, password.encode(), stored or self._dummy)
+        matches = await run_blocking(password_matches, password.encode(), stored or self._dummy)
         if not (matches and stored is not None):
             return False
         if len(self._remembered) >= MAX_REMEMBERED:

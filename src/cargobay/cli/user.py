@@ -1,4 +1,4 @@
-"""`cargobay user add|passwd|delete|list --file HTPASSWD`: manage an htpasswd file.
+"""`cargobay user add|passwd|check|delete|list --file HTPASSWD`: manage an htpasswd file.
 
 Entries are bcrypt in the `$2y$` form `htpasswd -B` writes, so the file works
 with registry:2 and Apache too. Lines this command does not touch (comments,
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cargobay.auth.htpasswd import DEFAULT_COST, hash_password
+from cargobay.auth.htpasswd import DEFAULT_COST, hash_password, password_matches
 from cargobay.cli.errors import CommandError
 
 
@@ -23,6 +23,7 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     for action, help_text, needs_name, needs_password in (
         ("add", "add a user", True, True),
         ("passwd", "change a user's password", True, True),
+        ("check", "exit 0 if the password is the user's, 1 if not (for idempotent scripts)", True, True),
         ("delete", "remove a user", True, False),
         ("list", "list the users", False, False),
     ):
@@ -56,8 +57,14 @@ def run(args: argparse.Namespace) -> int:
     index = next((i for i, line in enumerate(lines) if line.split(":", 1)[0] == name), None)
     if args.action == "add" and index is not None:
         raise CommandError(f"user {name!r} already exists in {args.file}: use `cargobay user passwd`")
-    if args.action in ("passwd", "delete") and index is None:
+    if args.action in ("passwd", "check", "delete") and index is None:
         raise CommandError(f"user {name!r} is not in {args.file}")
+    if args.action == "check":
+        assert index is not None
+        stored = lines[index].split(":", 1)[1].strip().encode()
+        return (
+            0 if password_matches(_read_password(args.password_stdin, confirm=False).encode(), stored) else 1
+        )
     if args.action == "delete":
         assert index is not None
         del lines[index]
@@ -80,9 +87,11 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, *, confirm: bool = True) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not confirm:
+        password = getpass.getpass("Password: ")
     else:
         password = getpass.getpass("New password: ")
         if getpass.getpass("Re-type new password: ") != password:

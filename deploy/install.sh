@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Deploy cargobay the way the MaxScale CI team deploys its registry, in one command:
+# data and auth directories, the htpasswd user, Swarm mode, the stack, optionally the
+# nginx site, then a check that /v2/ refuses strangers and lets the user in.
+#
+#   sudo deploy/install.sh --user ci                     # prompts for ci's password
+#   echo "$PASSWORD" | sudo deploy/install.sh --user ci --password-stdin --nginx
+#   sudo deploy/install.sh --uninstall                   # removes the stack, keeps the data
+#
+# Idempotent: every step looks first and changes only what is not right yet, and the
+# last line says whether anything changed. Run with --help for every option.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+UID_GID=10001            # the image's user (see Dockerfile)
+
+home=/home/docker-registry
+image=cargobay:latest
+port=5000
+stack=maxscale-docker-registry
+user=""
+password_stdin=0
+with_nginx=0
+nginx_dir=/etc/nginx
+advertise_addr=127.0.0.1
+uninstall=0
+wait_seconds=120
+
+usage() {
+    cat <<EOF
+usage: $0 --user NAME [--password-stdin] [options]
+       $0 --uninstall [--stack NAME]
+
+  --user NAME          the htpasswd user to create, or whose password to set
+  --password-stdin     read the password from standard input (else a prompt)
+  --home DIR           data home: DIR/registry and DIR/auth (default $home)
+  --image IMAGE        the cargobay image (default $image; built from this checkout if absent)
+  --port PORT          published port (default $port)
+  --stack NAME         stack name (default $stack)
+  --nginx              install deploy/docker-registry.nginx as a site and reload nginx
+  --nginx-dir DIR      nginx configuration directory (default $nginx_dir)
+  --advertise-addr IP  address for 'docker swarm init' when Swarm mode is off (default $advertise_addr)
+  --uninstall          remove the stack; the data and the password file stay
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --user) user=$2; shift ;;
+        --password-stdin) password_stdin=1 ;;
+        --home) home=$2; shift ;;
+        --image) image=$2; shift ;;
+        --port) port=$2; shift ;;
+        --stack) stack=$2; shift ;;
+        --nginx) with_nginx=1 ;;
+        --nginx-dir) nginx_dir=$2; shift ;;
+        --advertise-addr) advertise_addr=$2; shift ;;
+        --uninstall) uninstall=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+changes=0
+say() { echo "install.sh: $*"; }
+changed() { changes=$((changes + 1)); say "changed: $*"; }
+unchanged() { say "ok: $*"; }
+die() { echo "install.sh: error: $*" >&2; exit 1; }
+
+command -v docker >/dev/null || die "docker is not installed"
+service="${stack}_registry"
+
+if [ "$uninstall" = 1 ]; then
+    if docker stack ls --format '{{.Name}}' | grep -qx "$stack"; then
+        docker stack rm "$stack" >/dev/null
+        for _ in $(seq "$wait_seconds"); do
+            docker service inspect "$service" >/dev/null 2>&1 || break
+            sleep 1
+        done
+        changed "stack $stack removed; the data in $home stays"
+    else
+        unchanged "no stack $stack"
+    fi
+    exit 0
+fi
+
+[ -n "$user" ] || { usage >&2; die "--user is required"; }
+if [ "$password_stdin" = 1 ]; then
+    IFS= read -r password || true
+else
+    read -r -s -p "Password for $user: " password; echo
+fi
+[ -n "$password" ] || die "the password is empty"
+
+# 1. The image: build it from this checkout when it is not there.
+if docker image inspect "$image" >/dev/null 2>&1; then
+    unchanged "image $image"
+else
+    [ -f "$REPO/Dockerfile" ] || die "image $image not found and no Dockerfile in $REPO"
+    docker build -t "$image" "$REPO"
+    changed "image $image built from $REPO"
+fi
+
+# 2. Directories: the data for the image's user only, the password file readable by it.
+ensure_dir() {  # path owner mode
+    local path=$1 owner=$2 mode=$3
+    if [ -d "$path" ] && [ "$(stat -c '%u:%g %a' "$path")" = "$owner $mode" ]; then
+        unchanged "directory $path"
+        return
+    fi
+    mkdir -p "$path"
+    chown "$owner" "$path"
+    chmod "$mode" "$path"
+    changed "directory $path ($owner, mode $mode)"
+}
+ensure_dir "$home/registry" "$UID_GID:$UID_GID" 750
+ensure_dir "$home/auth" "0:$UID_GID" 750
+
+# 3. The user, with bcrypt, by the image's own `cargobay user` (no htpasswd tool needed).
+htpasswd="$home/auth/docker-registry.htpasswd"
+cargobay_user() {  # action: runs `cargobay user ACTION USER` on the password file
+    printf '%s\n' "$password" | docker run --rm -i --network none --user 0:0 \
+        -v "$home/auth:/auth" --entrypoint cargobay "$image" \
+        user "$1" "$user" --file /auth/docker-registry.htpasswd --password-stdin >/dev/null
+}
+if [ -f "$htpasswd" ] && grep -q "^$user:" "$htpasswd"; then
+    if cargobay_user check; then
+        unchanged "user $user in $htpasswd"
+    else
+        cargobay_user passwd
+        changed "password of $user in $htpasswd"
+    fi
+else
+    cargobay_user add
+    changed "user $user added to $htpasswd"
+fi
+if [ "$(stat -c '%u:%g %a' "$htpasswd")" != "0:$UID_GID 640" ]; then
+    chown "0:$UID_GID" "$htpasswd"
+    chmod 640 "$htpasswd"
+    changed "$htpasswd owner and mode"
+fi
+
+# 4. Swarm mode.
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ]; then
+    unchanged "swarm mode"
+else
+    docker swarm init --advertise-addr "$advertise_addr" >/dev/null
+    changed "swarm initialised (advertise address $advertise_addr)"
+fi
+
+# 5. The stack. `docker stack deploy` always updates; the service spec says if it changed.
+spec() { docker service inspect "$service" --format '{{json .Spec}}' 2>/dev/null || true; }
+before=$(spec)
+CARGOBAY_IMAGE=$image CARGOBAY_PORT=$port CARGOBAY_HOME=$home \
+    docker stack deploy --resolve-image never -c "$HERE/docker-registry.yaml" "$stack" >/dev/null
+if [ "$(spec)" = "$before" ]; then
+    unchanged "stack $stack"
+else
+    changed "stack $stack deployed"
+fi
+
+# 6. The nginx site.
+if [ "$with_nginx" = 1 ]; then
+    site="$nginx_dir/sites-available/docker-registry.nginx"
+    link="$nginx_dir/sites-enabled/docker-registry.nginx"
+    site_changed=0
+    if ! cmp -s "$HERE/docker-registry.nginx" "$site"; then
+        mkdir -p "$(dirname "$site")"
+        cp "$HERE/docker-registry.nginx" "$site"
+        changed "nginx site $site"
+        site_changed=1
+    else
+        unchanged "nginx site $site"
+    fi
+    if [ "$(readlink "$link" 2>/dev/null)" != "$site" ]; then
+        mkdir -p "$(dirname "$link")"
+        ln -sfn "$site" "$link"
+        changed "nginx site enabled: $link"
+        site_changed=1
+    else
+        unchanged "nginx site enabled"
+    fi
+    if [ "$site_changed" = 1 ]; then
+        nginx -t -q || die "nginx -t failed: fix the configuration above, then run this again"
+        nginx -s reload 2>/dev/null || systemctl reload nginx
+        changed "nginx reloaded"
+    fi
+fi
+
+# 7. The check: strangers get 401, the user gets 200.
+url="http://127.0.0.1:$port/v2/"
+status=000
+for _ in $(seq "$wait_seconds"); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
+    [ "$status" = 401 ] && break
+    sleep 1
+done
+[ "$status" = 401 ] || die "$url answered $status without credentials, expected 401 (docker service ps $service)"
+status=$(curl -s -o /dev/null -w '%{http_code}' -K- "$url" <<<"user = \"$user:$password\"")
+[ "$status" = 200 ] || die "$url answered $status to $user, expected 200"
+say "checked: $url answers 401 without credentials and 200 to $user"
+
+if [ "$changes" = 0 ]; then
+    say "nothing changed: everything was already in place"
+else
+    say "$changes changes made"
+fi
+host=$(hostname -f 2>/dev/null || hostname)
+echo
+echo "On the build servers and test clients:"
+if [ "$with_nginx" = 1 ]; then
+    echo "  docker login $host -u $user"
+else
+    echo "  docker login $host:$port -u $user"
+fi
