@@ -17,7 +17,11 @@ IMMUTABLE = "max-age=31536000"  # content addressed: the bytes behind a digest n
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     registry = request.app[REGISTRY]
-    blob = await registry.blobs.stat(repository_name(request), path_digest(request))
+    name, digest = repository_name(request), path_digest(request)
+    if request.method == "HEAD":
+        blob = await registry.check_blob(name, digest)
+    else:
+        blob = await registry.blobs.stat(name, digest)
     headers = {
         "Docker-Content-Digest": str(blob.digest),
         "Accept-Ranges": "bytes",

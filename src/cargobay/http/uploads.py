@@ -41,7 +41,7 @@ async def _monolithic_upload(request: web.Request, name: str, digest: Digest) ->
     session = await uploads.start(name)
     try:
         await uploads.append(name, session.upload_id, request.content.iter_any())
-        blob = await uploads.commit(name, session.upload_id, digest)
+        blob = await request.app[REGISTRY].commit_upload(name, session.upload_id, digest)
     except BaseException:
         await _cancel_quietly(request, name, session.upload_id)
         raise
@@ -54,12 +54,11 @@ async def patch_upload(request: web.Request) -> web.Response:
 
 
 async def finish_upload(request: web.Request) -> web.Response:
-    uploads = request.app[REGISTRY].uploads
     name, upload_id = repository_name(request), request.match_info["upload_id"]
     digest = _query_digest(request)
     if request.body_exists:
         await _append_body(request, name, upload_id)
-    return _blob_created(request, name, await uploads.commit(name, upload_id, digest))
+    return _blob_created(request, name, await request.app[REGISTRY].commit_upload(name, upload_id, digest))
 
 
 async def upload_status(request: web.Request) -> web.Response:

@@ -45,12 +45,25 @@ class BlobStore:
     def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self._driver.read_chunks(layout.blob_data(digest), offset, length)
 
+    async def claim(self, name: str, digest: Digest) -> Blob:
+        """The blob as linked in `name`, marked fresh so a running collection keeps it.
+
+        Call it under the shared collection lock, before telling a client the
+        blob exists or storing something that references it.
+        """
+        blob = await self.stat(name, digest)
+        try:
+            await self._driver.touch(layout.blob_data(digest))
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+        return blob
+
     async def link_blob_into_repository(self, name: str, digest: Digest) -> None:
         await links.write_link(self._driver, layout.layer_link(name, digest), digest)
 
     async def mount(self, name: str, source: str, digest: Digest) -> Blob:
         """Link a blob of repository `source` into `name` without copying; `BlobUnknown` if absent."""
-        blob = await self.stat(source, digest)
+        blob = await self.claim(source, digest)
         await self.link_blob_into_repository(name, digest)
         return blob
 

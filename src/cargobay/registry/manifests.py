@@ -150,7 +150,10 @@ class ManifestStore:
         self._tags = tags
 
     async def put(self, name: str, manifest: Manifest, tag: str | None) -> None:
-        """Store a parsed manifest in `name`, after checking everything it references is there."""
+        """Store a parsed manifest in `name`, after checking everything it references is there.
+
+        Call it under the shared collection lock (`Registry.put_manifest` does).
+        """
         await self._check_references(name, manifest)
         await self._driver.write_bytes(layout.blob_data(manifest.digest), manifest.payload)
         await links.write_link(
@@ -195,9 +198,10 @@ class ManifestStore:
         return found
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
+        """Every referenced blob and child manifest must be in `name`; each is marked fresh."""
         for blob in manifest.blobs:
             try:
-                await self._blobs.stat(name, blob.digest)
+                await self._blobs.claim(name, blob.digest)
             except BlobUnknown:
                 raise ManifestBlobUnknown(
                     f"blob {blob.digest} is not in repository {name}: push it first",
@@ -205,6 +209,11 @@ class ManifestStore:
                 ) from None
         for child in manifest.children:
             revision = layout.manifest_revision_link(name, child.digest)
+            try:
+                await self._driver.touch(revision)
+                await self._driver.touch(layout.blob_data(child.digest))
+            except PathNotFound:
+                pass  # reported just below
             if await links.read_link(self._driver, revision) != child.digest:
                 raise ManifestBlobUnknown(
                     f"manifest {child.digest} listed by the index is not in repository {name}",

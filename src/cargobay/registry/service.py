@@ -5,6 +5,7 @@ decides what each operation means, including the rules registry:2 users
 rely on (deletion off by default, deleting a tag removes that tag only).
 """
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from cargobay.registry import mediatypes
@@ -18,6 +19,7 @@ from cargobay.registry.names import validate_tag
 from cargobay.registry.pagination import Page, paginate
 from cargobay.registry.tags import TagStore
 from cargobay.registry.uploads import UploadSessions
+from cargobay.storage import layout
 from cargobay.storage.driver import StorageDriver
 
 
@@ -35,6 +37,7 @@ class Registry:
         self.uploads = UploadSessions(driver, self.blobs)
         self.tags = TagStore(driver)
         self.manifests = ManifestStore(driver, self.blobs, self.tags)
+        self.collection_lock = driver.lock(layout.COLLECTION_LOCK)
 
     async def put_manifest(
         self, name: str, reference: str, payload: bytes, content_type: str | None
@@ -44,7 +47,8 @@ class Registry:
         else:
             digest, tag = Digest.of(payload), validate_tag(reference)
         manifest = parse_manifest(payload, content_type, digest)
-        await self.manifests.put(name, manifest, tag)
+        async with self.referencing():
+            await self.manifests.put(name, manifest, tag)
         return manifest
 
     async def get_manifest(self, name: str, reference: str) -> Manifest:
@@ -68,7 +72,21 @@ class Registry:
         await self.blobs.unlink(name, digest)
 
     async def mount_blob(self, name: str, source: str, digest: Digest) -> Blob:
-        return await self.blobs.mount(name, source, digest)
+        async with self.referencing():
+            return await self.blobs.mount(name, source, digest)
+
+    async def commit_upload(self, name: str, upload_id: str, digest: Digest) -> Blob:
+        async with self.referencing():
+            return await self.uploads.commit(name, upload_id, digest)
+
+    async def check_blob(self, name: str, digest: Digest) -> Blob:
+        """HEAD of a blob: a client asking is about to reuse it, so it is claimed."""
+        async with self.referencing():
+            return await self.blobs.claim(name, digest)
+
+    def referencing(self) -> AbstractAsyncContextManager[None]:
+        """Held shared by everything that creates references; the collector holds it exclusive."""
+        return self.collection_lock.shared()
 
     async def list_tags(self, name: str, n: int | None, last: str | None) -> Page:
         return paginate(await self.tags.list_tags(name), n, last)

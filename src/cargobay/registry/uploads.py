@@ -108,6 +108,8 @@ class UploadSessions:
     async def commit(self, name: str, upload_id: str, digest: Digest) -> Blob:
         """Verify the uploaded bytes against `digest` and make them a blob of `name`.
 
+        Call it under the shared collection lock (`Registry.commit_upload` does).
+
         On a mismatch the session is cancelled, as registry:2 does, and nothing
         under `blobs/` is touched.
         """
@@ -121,6 +123,7 @@ class UploadSessions:
                     detail={"digest": str(digest)},
                 )
             await self._driver.move(layout.upload_data(name, upload_id), layout.blob_data(digest))
+            await self._driver.touch(layout.blob_data(digest))  # fresh: the rename kept the old mtime
             await self._blobs.link_blob_into_repository(name, digest)
             await self._remove(name, upload_id)
             return Blob(digest, size)

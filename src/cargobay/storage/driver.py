@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cargobay.storage.locks import ReadWriteLock
+
 
 class PathNotFound(Exception):
     """The path does not exist in storage."""
@@ -78,6 +80,14 @@ class StorageDriver(Protocol):
 
     async def list(self, path: str) -> list[str]:
         """Names of the direct children of a directory, or `PathNotFound`."""
+        ...
+
+    async def touch(self, path: str) -> None:
+        """Set the modification time to now (freshness for garbage collection), or `PathNotFound`."""
+        ...
+
+    def lock(self, path: str) -> ReadWriteLock:
+        """The shared/exclusive lock named by `path`, the same object for the same path."""
         ...
 
 

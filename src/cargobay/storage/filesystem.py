@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from cargobay.blocking import run_blocking
 from cargobay.storage.driver import FileInfo, PathNotFound, check_path
+from cargobay.storage.locks import FileReadWriteLock
 
 READ_CHUNK = 1 << 20
 TEMP_PREFIX = ".tmp-"
@@ -34,6 +35,7 @@ class FileAppender:
 class FilesystemDriver:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._locks: dict[str, FileReadWriteLock] = {}
 
     def _full(self, path: str) -> Path:
         return self.root / check_path(path)
@@ -126,6 +128,22 @@ class FilesystemDriver:
                 raise PathNotFound(path) from None
 
         return await run_blocking(list_dir)
+
+    async def touch(self, path: str) -> None:
+        full = self._full(path)
+
+        def touch() -> None:
+            try:
+                os.utime(full)
+            except (FileNotFoundError, NotADirectoryError):
+                raise PathNotFound(path) from None
+
+        await run_blocking(touch)
+
+    def lock(self, path: str) -> FileReadWriteLock:
+        if path not in self._locks:
+            self._locks[path] = FileReadWriteLock(self._full(path))
+        return self._locks[path]
 
 
 def _write_atomic(full: Path, data: bytes) -> None:

@@ -4,6 +4,9 @@ The tree is registry:2's (CNCF Distribution), byte for byte, so the two can
 serve the same data directory. Link files hold a digest such as
 `sha256:9f86d0…` with no newline.
 
+    cargobay/
+    ├── collection.lock                             shared by writers, exclusive for the collector
+    └── quarantine/<algorithm>-<hex>-<time>         corrupt blobs `fsck --repair` moved aside
     docker/registry/v2/
     ├── blobs/
     │   └── sha256/9f/9f86d0…/data                  the bytes of a blob or manifest
@@ -27,6 +30,10 @@ serve the same data directory. Link files hold a digest such as
 from cargobay.registry.digests import Digest
 
 ROOT = "docker/registry/v2"
+# cargobay's own files live beside registry:2's tree, never inside it.
+CARGOBAY = "cargobay"
+COLLECTION_LOCK = f"{CARGOBAY}/collection.lock"
+QUARANTINE = f"{CARGOBAY}/quarantine"
 BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
 LINK = "link"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from cargobay.storage.driver import FileInfo, PathNotFound, check_path
+from cargobay.storage.locks import ReadWriteLock
 
 READ_CHUNK = 1 << 20
 
@@ -36,6 +37,7 @@ class MemoryAppender:
 class MemoryDriver:
     def __init__(self) -> None:
         self._files: dict[str, _File] = {}
+        self._locks: dict[str, ReadWriteLock] = {}
 
     def local_path(self, path: str) -> Path | None:
         return None
@@ -99,3 +101,12 @@ class MemoryDriver:
         if not names:
             raise PathNotFound(path)
         return sorted(names)
+
+    async def touch(self, path: str) -> None:
+        file = self._files.get(check_path(path))
+        if file is None:
+            raise PathNotFound(path)
+        file.modified = time.time()
+
+    def lock(self, path: str) -> ReadWriteLock:
+        return self._locks.setdefault(check_path(path), ReadWriteLock())

@@ -1,0 +1,118 @@
+"""The collection lock: many writers of references at once, or one garbage collector.
+
+Operations that make content referenced (finishing an upload, mounting, pushing
+a manifest, answering HEAD for a blob a client is about to reuse) hold it
+shared while they refresh and check what they reference; the collector holds
+it exclusive while it re-checks and deletes. So a blob is either deleted
+before a client checked it (the client uploads it again) or seen fresh by the
+collector (kept) — never deleted after a client was told it exists.
+
+Within a process an asyncio read-write lock with writer preference; across
+processes on one host `flock(2)` on a file, held once per process for all its
+shared holders.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from cargobay.blocking import run_blocking
+
+
+class ReadWriteLock:
+    """Shared holders run together; an exclusive holder waits for them and blocks new ones."""
+
+    def __init__(self) -> None:
+        self._condition = asyncio.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._condition:
+            await self._condition.wait_for(lambda: not self._writer and not self._writers_waiting)
+            if self._readers == 0:
+                await self._first_reader_entered()  # the others wait: the flock must be ours first
+            self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._condition:
+                self._readers -= 1
+                last = self._readers == 0
+                if last:
+                    await self._last_reader_left()
+                    self._condition.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._condition:
+            self._writers_waiting += 1
+            try:
+                await self._condition.wait_for(lambda: not self._writer and self._readers == 0)
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            await self._writer_entered()
+            try:
+                yield
+            finally:
+                await self._writer_left()
+        finally:
+            async with self._condition:
+                self._writer = False
+                self._condition.notify_all()
+
+    async def _first_reader_entered(self) -> None:
+        return None
+
+    async def _last_reader_left(self) -> None:
+        return None
+
+    async def _writer_entered(self) -> None:
+        return None
+
+    async def _writer_left(self) -> None:
+        return None
+
+
+class FileReadWriteLock(ReadWriteLock):
+    """The in-process lock, extended to every process that shares the file system."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+        self._fd: int | None = None
+
+    async def _first_reader_entered(self) -> None:
+        self._fd = await run_blocking(_open_locked, self._path, fcntl.LOCK_SH)
+
+    async def _last_reader_left(self) -> None:
+        await self._release()
+
+    async def _writer_entered(self) -> None:
+        self._fd = await run_blocking(_open_locked, self._path, fcntl.LOCK_EX)
+
+    async def _writer_left(self) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            await run_blocking(os.close, fd)  # closing the descriptor drops the flock
+
+
+def _open_locked(path: Path, operation: int) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, operation)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
