@@ -53,6 +53,15 @@ class UploadPurging:
 
 
 @dataclass(frozen=True)
+class CollectionSchedule:
+    """cargobay's own `cargobay.gc` section: garbage collection inside the server."""
+
+    interval: datetime.timedelta | None = None  # None: only on demand
+    grace: datetime.timedelta = datetime.timedelta(hours=1)
+    delete_untagged: bool = False
+
+
+@dataclass(frozen=True)
 class HtpasswdSettings:
     realm: str
     path: Path
@@ -74,6 +83,7 @@ class Settings:
     delete_enabled: bool = False
     upload_purging: UploadPurging = field(default_factory=UploadPurging)
     htpasswd: HtpasswdSettings | None = None
+    collection: CollectionSchedule = field(default_factory=CollectionSchedule)
 
 
 def find_config_file(explicit: Path | None) -> Path | None:
@@ -192,6 +202,7 @@ class _Reader:
             delete_enabled=self._bool("storage.delete.enabled", False),
             upload_purging=self._upload_purging(),
             htpasswd=self._auth(),
+            collection=self._collection(),
         )
         for key in sorted(_leaf_keys(self.tree) - self.used):
             if not any(key.startswith(u + ".") for u in self.used):
@@ -252,6 +263,15 @@ class _Reader:
             age=self._duration("storage.maintenance.uploadpurging.age", default.age),
             interval=self._duration("storage.maintenance.uploadpurging.interval", default.interval),
             dry_run=self._bool("storage.maintenance.uploadpurging.dryrun", default.dry_run),
+        )
+
+    def _collection(self) -> CollectionSchedule:
+        default = CollectionSchedule()
+        interval = self._duration("cargobay.gc.interval", datetime.timedelta(0))
+        return CollectionSchedule(
+            interval=interval or None,
+            grace=self._duration("cargobay.gc.grace", default.grace),
+            delete_untagged=self._bool("cargobay.gc.deleteuntagged", default.delete_untagged),
         )
 
     def _auth(self) -> HtpasswdSettings | None:

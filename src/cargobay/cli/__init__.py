@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from cargobay import __version__
-from cargobay.cli import healthcheck, quickstart, serve, user
+from cargobay.cli import gc, healthcheck, quickstart, serve, user
 from cargobay.cli.errors import CommandError
 
 
@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     user.register(commands)
     quickstart.register(commands)
     healthcheck.register(commands)
+    gc.register(commands)
     commands.add_parser("version", help="print the version").set_defaults(
         run=lambda _args: print(f"cargobay {__version__}") or 0
     )

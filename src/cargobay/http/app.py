@@ -2,18 +2,20 @@
 
 import asyncio
 import contextlib
+import datetime
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from cargobay.auth.htpasswd import HtpasswdAuthenticator
 from cargobay.config import Settings
-from cargobay.http import base, blobs, catalog, manifests, referrers, tags, uploads
+from cargobay.http import admin, base, blobs, catalog, manifests, referrers, tags, uploads
 from cargobay.http.auth import basic_auth_middleware
 from cargobay.http.context import REGISTRY, SETTINGS
 from cargobay.http.errors import errors_middleware
+from cargobay.registry.gc import collect_garbage
 from cargobay.registry.service import Registry
 from cargobay.storage.driver import StorageDriver
 from cargobay.storage.filesystem import FilesystemDriver
@@ -21,6 +23,7 @@ from cargobay.storage.memory import MemoryDriver
 
 log = logging.getLogger(__name__)
 
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 NAME = "{name:.+}"  # checked against the spec's grammar by the handler, to answer NAME_INVALID
 
 
@@ -35,7 +38,9 @@ def create_app(settings: Settings, driver: StorageDriver | None = None) -> web.A
     _add_routes(app.router)
     app.on_response_prepare.append(_common_headers)
     if settings.upload_purging.enabled:
-        app.cleanup_ctx.append(_purge_uploads_periodically)
+        app.cleanup_ctx.append(_every(settings.upload_purging.interval, _purge_uploads))
+    if settings.collection.interval is not None:
+        app.cleanup_ctx.append(_every(settings.collection.interval, _collect_garbage))
     return app
 
 
@@ -64,6 +69,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(manifest, manifests.get_manifest)  # HEAD too
     router.add_put(manifest, manifests.put_manifest)
     router.add_delete(manifest, manifests.delete_manifest)
+    router.add_post("/admin/gc", admin.collect_garbage)
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -72,24 +78,45 @@ async def _common_headers(request: web.Request, response: web.StreamResponse) ->
         response.headers.add(name, value)
 
 
-async def _purge_uploads_periodically(app: web.Application) -> AsyncIterator[None]:
+def _every(interval: datetime.timedelta, job: Callable[[web.Application], Awaitable[None]]) -> CleanupContext:
+    """Run `job` at startup and then every `interval` while the server runs; a failure is
+    logged and the next run comes as planned."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                try:
+                    await job(app)
+                except Exception:
+                    log.exception("%s failed; it runs again in %s", job.__name__.strip("_"), interval)
+                await asyncio.sleep(interval.total_seconds())
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+async def _purge_uploads(app: web.Application) -> None:
     """Remove abandoned uploads as registry:2's `storage.maintenance.uploadpurging` does."""
     policy = app[SETTINGS].upload_purging
-    registry = app[REGISTRY]
+    purged = await app[REGISTRY].uploads.purge(policy.age, dry_run=policy.dry_run)
+    if purged:
+        verb = "would purge" if policy.dry_run else "purged"
+        log.info("%s %d abandoned uploads: %s", verb, len(purged), ", ".join(purged))
 
-    async def loop() -> None:
-        while True:
-            try:
-                purged = await registry.uploads.purge(policy.age, dry_run=policy.dry_run)
-                if purged:
-                    verb = "would purge" if policy.dry_run else "purged"
-                    log.info("%s %d abandoned uploads: %s", verb, len(purged), ", ".join(purged))
-            except Exception:
-                log.exception("purging abandoned uploads failed; will try again")
-            await asyncio.sleep(policy.interval.total_seconds())
 
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _collect_garbage(app: web.Application) -> None:
+    schedule = app[SETTINGS].collection
+    report = await collect_garbage(
+        app[REGISTRY].driver, grace=schedule.grace, delete_untagged=schedule.delete_untagged
+    )
+    log.info(
+        "scheduled garbage collection removed %d manifests and %d blobs (%d bytes)",
+        len(report.manifests),
+        len(report.blobs),
+        report.freed_bytes,
+    )

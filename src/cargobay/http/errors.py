@@ -30,6 +30,7 @@ STATUS: dict[type[errors.RegistryError], int] = {
     errors.TagInvalid: 400,
     errors.PaginationNumberInvalid: 400,
     errors.SizeInvalid: 400,
+    errors.ParameterInvalid: 400,
     errors.Unauthorized: 401,
     errors.Denied: 403,
     errors.Unsupported: 405,

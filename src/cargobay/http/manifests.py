@@ -72,5 +72,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 async def delete_manifest(request: web.Request) -> web.Response:
     name, reference = repository_name(request), request.match_info["reference"]
-    await request.app[REGISTRY].delete_manifest(name, reference)
+    # cargobay's extension: ?cascade=referrers deletes signatures and SBOMs with their subject
+    cascade = request.query.get("cascade") == "referrers"
+    await request.app[REGISTRY].delete_manifest(name, reference, cascade=cascade)
     return web.Response(status=202)

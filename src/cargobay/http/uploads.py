@@ -33,15 +33,15 @@ async def start_upload(request: web.Request) -> web.Response:
             return _blob_created(request, name, blob)
     if "digest" in request.query:
         return await _monolithic_upload(request, name, _query_digest(request))
-    return _upload_accepted(request, name, await registry.uploads.start(name))
+    return _upload_accepted(request, name, await registry.start_upload(name))
 
 
 async def _monolithic_upload(request: web.Request, name: str, digest: Digest) -> web.Response:
-    uploads = request.app[REGISTRY].uploads
-    session = await uploads.start(name)
+    registry = request.app[REGISTRY]
+    session = await registry.start_upload(name)
     try:
-        await uploads.append(name, session.upload_id, request.content.iter_any())
-        blob = await request.app[REGISTRY].commit_upload(name, session.upload_id, digest)
+        await registry.uploads.append(name, session.upload_id, request.content.iter_any())
+        blob = await registry.commit_upload(name, session.upload_id, digest)
     except BaseException:
         await _cancel_quietly(request, name, session.upload_id)
         raise

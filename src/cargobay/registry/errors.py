@@ -86,6 +86,13 @@ class PaginationNumberInvalid(RegistryError):
     default_message = "invalid number of results requested"
 
 
+class ParameterInvalid(RegistryError):
+    """A query parameter of cargobay's own endpoints (not of the OCI API) that makes no sense."""
+
+    code = "PARAMETER_INVALID"
+    default_message = "invalid parameter"
+
+
 class SizeInvalid(RegistryError):
     code = "SIZE_INVALID"
     default_message = "provided length did not match content length"

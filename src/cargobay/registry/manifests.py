@@ -178,9 +178,13 @@ class ManifestStore:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
         return stored_manifest(payload, digest)
 
-    async def delete(self, name: str, digest: Digest) -> None:
-        """Remove a manifest from `name` with every tag that points at it, as registry:2 does."""
+    async def delete(self, name: str, digest: Digest, *, cascade: bool = False) -> None:
+        """Remove a manifest from `name` with every tag that points at it, as registry:2 does;
+        with `cascade`, its referrers (signatures, SBOMs) and theirs go too."""
         manifest = await self.get(name, digest)
+        if cascade:
+            for referrer in await self.referrers(name, digest):
+                await self.delete(name, referrer.digest, cascade=True)
         for tag in await self._tags.tags_pointing_at(name, digest):
             await self._driver.delete(layout.tag_dir(name, tag))
         if manifest.subject is not None:

@@ -18,7 +18,7 @@ from cargobay.registry.manifests import Manifest, ManifestStore, check_digest, p
 from cargobay.registry.names import validate_tag
 from cargobay.registry.pagination import Page, paginate
 from cargobay.registry.tags import TagStore
-from cargobay.registry.uploads import UploadSessions
+from cargobay.registry.uploads import UploadSessions, UploadStatus
 from cargobay.storage import layout
 from cargobay.storage.driver import StorageDriver
 
@@ -59,11 +59,12 @@ class Registry:
             return Digest.parse(reference)
         return await self.tags.resolve_tag(name, validate_tag(reference))
 
-    async def delete_manifest(self, name: str, reference: str) -> None:
-        """By digest: the manifest and its tags. By tag: that tag only."""
+    async def delete_manifest(self, name: str, reference: str, *, cascade: bool = False) -> None:
+        """By digest: the manifest and its tags (and its referrers with `cascade`).
+        By tag: that tag only."""
         self._check_delete_enabled()
         if is_digest(reference):
-            await self.manifests.delete(name, Digest.parse(reference))
+            await self.manifests.delete(name, Digest.parse(reference), cascade=cascade)
         else:
             await self.tags.untag(name, validate_tag(reference))
 
@@ -74,6 +75,11 @@ class Registry:
     async def mount_blob(self, name: str, source: str, digest: Digest) -> Blob:
         async with self.referencing():
             return await self.blobs.mount(name, source, digest)
+
+    async def start_upload(self, name: str) -> UploadStatus:
+        # Shared lock: the collector may remove a repository it finds empty, uploads included.
+        async with self.referencing():
+            return await self.uploads.start(name)
 
     async def commit_upload(self, name: str, upload_id: str, digest: Digest) -> Blob:
         async with self.referencing():

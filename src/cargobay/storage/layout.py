@@ -56,8 +56,12 @@ def repository_manifests(name: str) -> str:
     return f"{repository(name)}/{MANIFESTS_DIR}"
 
 
+def layers(name: str) -> str:
+    return f"{repository(name)}/_layers"
+
+
 def layer_dir(name: str, digest: Digest) -> str:
-    return f"{repository(name)}/_layers/{digest.algorithm}/{digest.hex}"
+    return f"{layers(name)}/{digest.algorithm}/{digest.hex}"
 
 
 def layer_link(name: str, digest: Digest) -> str:
@@ -68,8 +72,12 @@ def manifest_revision_link(name: str, digest: Digest) -> str:
     return f"{manifest_revision_dir(name, digest)}/{LINK}"
 
 
+def manifest_revisions(name: str) -> str:
+    return f"{repository_manifests(name)}/revisions"
+
+
 def manifest_revision_dir(name: str, digest: Digest) -> str:
-    return f"{repository_manifests(name)}/revisions/{digest.algorithm}/{digest.hex}"
+    return f"{manifest_revisions(name)}/{digest.algorithm}/{digest.hex}"
 
 
 def tags(name: str) -> str:
@@ -84,8 +92,12 @@ def tag_current_link(name: str, tag: str) -> str:
     return f"{tag_dir(name, tag)}/current/{LINK}"
 
 
+def tag_index_dir(name: str, tag: str, digest: Digest) -> str:
+    return f"{tag_dir(name, tag)}/index/{digest.algorithm}/{digest.hex}"
+
+
 def tag_index_link(name: str, tag: str, digest: Digest) -> str:
-    return f"{tag_dir(name, tag)}/index/{digest.algorithm}/{digest.hex}/{LINK}"
+    return f"{tag_index_dir(name, tag, digest)}/{LINK}"
 
 
 def uploads(name: str) -> str:
@@ -104,8 +116,12 @@ def upload_started_at(name: str, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/startedat"
 
 
+def referrers(name: str) -> str:
+    return f"{repository(name)}/_referrers"
+
+
 def referrers_dir(name: str, subject: Digest) -> str:
-    return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}"
+    return f"{referrers(name)}/{subject.algorithm}/{subject.hex}"
 
 
 def referrer_dir(name: str, subject: Digest, referrer: Digest) -> str:
