@@ -48,7 +48,8 @@ def stored_manifests(server: RegistryServer) -> set[tuple[str, str]]:
 
 
 def catalog(server: RegistryServer) -> list[str]:
-    return server.session().get(f"{server.url}/v2/_catalog").json()["repositories"]
+    repositories: list[str] = server.session().get(f"{server.url}/v2/_catalog").json()["repositories"]
+    return repositories
 
 
 def image_blobs(image: PushedImage) -> set[str]:
@@ -129,7 +130,8 @@ class Scene:
 
 @pytest.fixture
 def server(start_registry) -> RegistryServer:
-    return start_registry()
+    started: RegistryServer = start_registry()
+    return started
 
 
 def test_collection_keeps_exactly_what_tags_and_untagged_manifests_reach(server: RegistryServer) -> None:
