@@ -9,6 +9,7 @@ invalid value stops startup with a sentence naming the key.
 import datetime
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,23 @@ class CollectionSchedule:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """One `cargobay.retention.rules` entry: which tags of matching repositories may go."""
+
+    repositories: str  # a glob over repository names, e.g. ci/*
+    keep_newest: int | None = None  # keep this many newest tags by push time
+    max_age: datetime.timedelta | None = None  # delete tags pushed longer ago than this
+    keep_tags: re.Pattern[str] | None = None  # never delete tags matching this regex
+    keep_pulled_within: datetime.timedelta | None = None  # never delete what was pulled this recently
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    interval: datetime.timedelta | None = None  # None: only on demand (`cargobay retention`)
+    rules: tuple[RetentionRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class HtpasswdSettings:
     realm: str
     path: Path
@@ -84,6 +102,7 @@ class Settings:
     upload_purging: UploadPurging = field(default_factory=UploadPurging)
     htpasswd: HtpasswdSettings | None = None
     collection: CollectionSchedule = field(default_factory=CollectionSchedule)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 def find_config_file(explicit: Path | None) -> Path | None:
@@ -203,6 +222,7 @@ class _Reader:
             upload_purging=self._upload_purging(),
             htpasswd=self._auth(),
             collection=self._collection(),
+            retention=self._retention(),
         )
         for key in sorted(_leaf_keys(self.tree) - self.used):
             if not any(key.startswith(u + ".") for u in self.used):
@@ -274,6 +294,18 @@ class _Reader:
             delete_untagged=self._bool("cargobay.gc.deleteuntagged", default.delete_untagged),
         )
 
+    def _retention(self) -> RetentionPolicy:
+        interval = self._duration("cargobay.retention.interval", datetime.timedelta(0))
+        rules = self.get("cargobay.retention.rules", [])
+        if not isinstance(rules, list):
+            raise ConfigError("cargobay.retention.rules: must be a list of rules")
+        return RetentionPolicy(
+            interval=interval or None,
+            rules=tuple(
+                _retention_rule(rule, f"cargobay.retention.rules[{i}]") for i, rule in enumerate(rules)
+            ),
+        )
+
     def _auth(self) -> HtpasswdSettings | None:
         auth = self.peek("auth")
         if not auth:
@@ -290,6 +322,39 @@ class _Reader:
         return HtpasswdSettings(
             realm=str(self.get("auth.htpasswd.realm", "Registry Realm")), path=Path(str(path))
         )
+
+
+def _retention_rule(rule: Any, key: str) -> RetentionRule:
+    known = {"repositories", "keepnewest", "maxage", "keeptags", "keeppulledwithin"}
+    if not isinstance(rule, dict) or not isinstance(rule.get("repositories"), str):
+        raise ConfigError(f"{key}.repositories: required: a glob such as ci/*")
+    unknown = sorted(set(rule) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown: use {', '.join(sorted(known))}")
+    keep_newest = rule.get("keepnewest")
+    if keep_newest is not None and (not isinstance(keep_newest, int) or keep_newest < 0):
+        raise ConfigError(f"{key}.keepnewest: {keep_newest!r} is not valid: use a whole number >= 0")
+    keep_tags = rule.get("keeptags")
+    try:
+        pattern = re.compile(str(keep_tags)) if keep_tags is not None else None
+    except re.error as error:
+        raise ConfigError(f"{key}.keeptags: {keep_tags!r} is not a valid regex: {error}") from None
+
+    def duration(name: str) -> datetime.timedelta | None:
+        if rule.get(name) is None:
+            return None
+        try:
+            return parse_duration(str(rule[name]))
+        except ValueError as error:
+            raise ConfigError(f"{key}.{name}: {error}") from None
+
+    return RetentionRule(
+        repositories=rule["repositories"],
+        keep_newest=keep_newest,
+        max_age=duration("maxage"),
+        keep_tags=pattern,
+        keep_pulled_within=duration("keeppulledwithin"),
+    )
 
 
 def _listen_address(addr: Any) -> tuple[str, int]:

@@ -130,3 +130,45 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_retention_rules_are_read_and_checked(tmp_path: Path) -> None:
+    text = """
+cargobay:
+  retention:
+    interval: 1h
+    rules:
+      - repositories: ci/*
+        keepnewest: 10
+        maxage: 72h
+        keeptags: ^release-
+        keeppulledwithin: 24h
+  gc:
+    interval: 6h
+    deleteuntagged: true
+"""
+    settings = load_settings(write(tmp_path, text), {})
+    (rule,) = settings.retention.rules
+    assert settings.retention.interval == datetime.timedelta(hours=1)
+    assert (rule.repositories, rule.keep_newest) == ("ci/*", 10)
+    assert rule.max_age == datetime.timedelta(hours=72)
+    assert rule.keep_tags is not None
+    assert rule.keep_tags.search("release-1.2")
+    assert rule.keep_pulled_within == datetime.timedelta(hours=24)
+    assert settings.collection.interval == datetime.timedelta(hours=6)
+    assert settings.collection.delete_untagged is True
+
+
+@pytest.mark.parametrize(
+    ("rule", "named"),
+    [
+        ("{keepnewest: 3}", r"rules\[0\]\.repositories"),
+        ("{repositories: a, keepnewest: -1}", r"rules\[0\]\.keepnewest"),
+        ("{repositories: a, maxage: forever}", r"rules\[0\]\.maxage"),
+        ("{repositories: a, keeptags: '('}", r"rules\[0\]\.keeptags"),
+        ("{repositories: a, keep: 1}", r"rules\[0\]\.keep"),
+    ],
+)
+def test_bad_retention_rules_name_the_key(tmp_path: Path, rule: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(write(tmp_path, f"cargobay:\n  retention:\n    rules: [{rule}]\n"), {})

@@ -44,7 +44,7 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = _settings(args.config_option or args.config_file)
+    settings = load_storage_settings(args.config_option or args.config_file)
     report = asyncio.run(
         collect_garbage(
             make_driver(settings),
@@ -73,7 +73,8 @@ def print_report(report: CollectionReport) -> None:
     )
 
 
-def _settings(path: Path | None) -> Settings:
+def load_storage_settings(path: Path | None) -> Settings:
+    """The settings of a maintenance command, which works on the storage from outside a server."""
     try:
         settings = load_settings(find_config_file(path))
     except ConfigError as error:

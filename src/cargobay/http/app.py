@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from cargobay.http.auth import basic_auth_middleware
 from cargobay.http.context import REGISTRY, SETTINGS
 from cargobay.http.errors import errors_middleware
 from cargobay.registry.gc import collect_garbage
+from cargobay.registry.retention import apply_retention, plan_retention
 from cargobay.registry.service import Registry
 from cargobay.storage.driver import StorageDriver
 from cargobay.storage.filesystem import FilesystemDriver
@@ -41,6 +43,8 @@ def create_app(settings: Settings, driver: StorageDriver | None = None) -> web.A
         app.cleanup_ctx.append(_every(settings.upload_purging.interval, _purge_uploads))
     if settings.collection.interval is not None:
         app.cleanup_ctx.append(_every(settings.collection.interval, _collect_garbage))
+    if settings.retention.interval is not None:
+        app.cleanup_ctx.append(_every(settings.retention.interval, _apply_retention))
     return app
 
 
@@ -107,6 +111,14 @@ async def _purge_uploads(app: web.Application) -> None:
     if purged:
         verb = "would purge" if policy.dry_run else "purged"
         log.info("%s %d abandoned uploads: %s", verb, len(purged), ", ".join(purged))
+
+
+async def _apply_retention(app: web.Application) -> None:
+    driver = app[REGISTRY].driver
+    planned = await plan_retention(driver, app[SETTINGS].retention.rules, time.time())
+    deleted = await apply_retention(driver, planned)
+    if deleted:
+        log.info("scheduled retention deleted %d tags", len(deleted))
 
 
 async def _collect_garbage(app: web.Application) -> None:

@@ -11,7 +11,7 @@ from cargobay.registry.manifests import MAX_MANIFEST_BYTES, Manifest
 
 async def get_manifest(request: web.Request) -> web.Response:
     name, reference = repository_name(request), request.match_info["reference"]
-    manifest = await request.app[REGISTRY].get_manifest(name, reference)
+    manifest = await request.app[REGISTRY].get_manifest(name, reference, pull=request.method == "GET")
     if not _acceptable(request, manifest.media_type):
         raise ManifestUnknown(
             f"manifest {reference} is a {manifest.media_type}, which the Accept header does not list",

@@ -17,6 +17,7 @@ from cargobay.registry.errors import DeleteDisabled
 from cargobay.registry.manifests import Manifest, ManifestStore, check_digest, parse_manifest
 from cargobay.registry.names import validate_tag
 from cargobay.registry.pagination import Page, paginate
+from cargobay.registry.pulls import PullLog
 from cargobay.registry.tags import TagStore
 from cargobay.registry.uploads import UploadSessions, UploadStatus
 from cargobay.storage import layout
@@ -37,6 +38,7 @@ class Registry:
         self.uploads = UploadSessions(driver, self.blobs)
         self.tags = TagStore(driver)
         self.manifests = ManifestStore(driver, self.blobs, self.tags)
+        self.pulls = PullLog(driver)
         self.collection_lock = driver.lock(layout.COLLECTION_LOCK)
 
     async def put_manifest(
@@ -51,8 +53,12 @@ class Registry:
             await self.manifests.put(name, manifest, tag)
         return manifest
 
-    async def get_manifest(self, name: str, reference: str) -> Manifest:
-        return await self.manifests.get(name, await self.resolve(name, reference))
+    async def get_manifest(self, name: str, reference: str, *, pull: bool = False) -> Manifest:
+        """The manifest; `pull` records it as pulled (a GET, not a HEAD) for retention."""
+        manifest = await self.manifests.get(name, await self.resolve(name, reference))
+        if pull:
+            await self.pulls.record(name, manifest.digest)
+        return manifest
 
     async def resolve(self, name: str, reference: str) -> Digest:
         if is_digest(reference):

@@ -15,6 +15,8 @@ serve the same data directory. Link files hold a digest such as
             ├── _layers/sha256/<hex>/link           blob is part of this repository
             ├── _manifests/
             │   ├── revisions/sha256/<hex>/link     manifest is part of this repository
+            │   ├── revisions/sha256/<hex>/cargobay-pulled
+            │   │                                   cargobay only: mtime = last pull
             │   └── tags/<tag>/
             │       ├── current/link                what the tag points at now
             │       └── index/sha256/<hex>/link     every manifest the tag pointed at
@@ -78,6 +80,11 @@ def manifest_revisions(name: str) -> str:
 
 def manifest_revision_dir(name: str, digest: Digest) -> str:
     return f"{manifest_revisions(name)}/{digest.algorithm}/{digest.hex}"
+
+
+def manifest_pulled_marker(name: str, digest: Digest) -> str:
+    """cargobay only: an empty file whose modification time is the manifest's last pull."""
+    return f"{manifest_revision_dir(name, digest)}/cargobay-pulled"
 
 
 def tags(name: str) -> str:

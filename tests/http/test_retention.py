@@ -1,0 +1,132 @@
+"""Retention rules and pusher-chosen expiry, evaluated with `--now` as the controllable clock."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.client import DOCKER_MANIFEST, OCI_MANIFEST, descriptor, push_blob, push_image, sha256
+from tests.support.server import RegistryServer
+
+RULES = [
+    {"repositories": "ci/*", "keepnewest": 2, "keeptags": "^release-"},
+    {"repositories": "nightly/*", "maxage": "1h", "keeppulledwithin": "24h"},
+]
+
+
+def retention(server: RegistryServer, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "cargobay", "retention", "--config", str(server.config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def tags(server: RegistryServer, repo: str) -> list[str]:
+    found: list[str] = server.session().get(f"{server.url}/v2/{repo}/tags/list").json()["tags"]
+    return found
+
+
+def retag(
+    server: RegistryServer, repo: str, manifest: bytes, tag: str, media_type: str = DOCKER_MANIFEST
+) -> None:
+    response = server.session().put(
+        f"{server.url}/v2/{repo}/manifests/{tag}", data=manifest, headers={"Content-Type": media_type}
+    )
+    assert response.status_code == 201
+
+
+@pytest.fixture
+def server(start_registry) -> RegistryServer:
+    started: RegistryServer = start_registry(overrides={"cargobay.retention": {"rules": RULES}})
+    return started
+
+
+def test_keep_newest_and_keep_tags(server: RegistryServer) -> None:
+    image = push_image(server.session(), server.url, "ci/proxy", "release-1")
+    for tag in ("b1", "b2", "b3", "b4"):
+        time.sleep(0.01)  # distinct push times
+        retag(server, "ci/proxy", image.manifest, tag)
+    plan = retention(server, "--dry-run")
+    assert "would delete ci/proxy:b1" in plan
+    assert "would delete ci/proxy:b2" in plan
+    assert "release-1" not in plan
+    assert "would delete 2 tags" in plan
+    assert tags(server, "ci/proxy") == ["b1", "b2", "b3", "b4", "release-1"]  # the dry run changed nothing
+    applied = retention(server, "--apply")
+    assert "deleted ci/proxy:b1" in applied
+    assert tags(server, "ci/proxy") == ["b3", "b4", "release-1"]
+    assert server.session().get(f"{server.url}/v2/ci/proxy/manifests/{image.digest}").status_code == 200
+
+
+def test_max_age_spares_what_was_pulled_recently(server: RegistryServer) -> None:
+    session = server.session()
+    pulled = push_image(session, server.url, "nightly/db", "pulled")
+    push_image(session, server.url, "nightly/db", "ignored")
+    assert session.get(f"{server.url}/v2/nightly/db/manifests/pulled").status_code == 200
+    assert "would delete 0 tags" in retention(server, "--dry-run", "--now", "+30m")  # younger than 1h
+    later = retention(server, "--dry-run", "--now", "+2h")
+    assert "would delete nightly/db:ignored" in later
+    assert "nightly/db:pulled" not in later  # pulled 2h before, within 24h
+    two_days = retention(server, "--dry-run", "--now", "+48h")
+    assert f"would delete nightly/db:pulled ({pulled.digest})" in two_days  # the pull is too old now
+    retention(server, "--apply", "--now", "+2h")
+    assert tags(server, "nightly/db") == ["pulled"]
+
+
+def test_expiry_from_a_manifest_annotation(server: RegistryServer) -> None:
+    session = server.session()
+    config, layer = b'{"os":"linux"}', os.urandom(64)
+    push_blob(session, server.url, "scratch/pr-42", config)
+    push_blob(session, server.url, "scratch/pr-42", layer)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
+            "annotations": {"cargobay.expires-after": "48h"},
+        }
+    ).encode()
+    retag(server, "scratch/pr-42", manifest, "build", OCI_MANIFEST)
+    assert "would delete 0 tags" in retention(server, "--dry-run", "--now", "+47h")
+    expired = retention(server, "--apply", "--now", "+49h")
+    assert f"deleted scratch/pr-42:build ({sha256(manifest)}): expired" in expired
+    assert tags(server, "scratch/pr-42") == []
+
+
+def test_expiry_from_an_image_label(server: RegistryServer) -> None:
+    session = server.session()
+    config = json.dumps({"os": "linux", "config": {"Labels": {"cargobay.expires-after": "2h"}}}).encode()
+    push_blob(session, server.url, "scratch/labelled", config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": descriptor("application/vnd.docker.container.image.v1+json", config),
+            "layers": [],
+        }
+    ).encode()
+    retag(server, "scratch/labelled", manifest, "tmp")
+    push_image(session, server.url, "scratch/labelled", "forever")
+    out = retention(server, "--dry-run", "--now", "+3h")
+    assert "would delete scratch/labelled:tmp" in out
+    assert "forever" not in out
+
+
+def test_scheduled_retention_in_the_server(start_registry) -> None:
+    rules = [{"repositories": "tmp/*", "maxage": "1s"}]
+    server = start_registry(overrides={"cargobay.retention": {"interval": "1s", "rules": rules}})
+    push_image(server.session(), server.url, "tmp/job", "run-1")
+    deadline = time.monotonic() + 20
+    while tags(server, "tmp/job") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert tags(server, "tmp/job") == []
+    assert "retention deleted tag tmp/job:run-1" in server.log()
