@@ -4,6 +4,7 @@ Each check is a coroutine taking a fresh driver; what it asserts is what the
 registry layer relies on.
 """
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -83,6 +84,36 @@ async def paths_that_escape_the_root_are_refused(driver: StorageDriver) -> None:
             await driver.write_bytes(path, b"x")
 
 
+async def lock_is_shared_among_writers_and_exclusive_for_the_collector(driver: StorageDriver) -> None:
+    lock = driver.lock("cargobay/collection.lock")
+    assert driver.lock("cargobay/collection.lock") is lock
+    events: list[str] = []
+
+    async def writer(name: str) -> None:
+        async with lock.shared():
+            events.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name} out")
+
+    async def collector() -> None:
+        await asyncio.sleep(0.01)  # arrives while the writers hold the lock
+        async with lock.exclusive():
+            events.append("collector in")
+            await asyncio.sleep(0.02)
+            events.append("collector out")
+
+    async def late_writer() -> None:
+        await asyncio.sleep(0.02)  # arrives while the collector waits: must not overtake it
+        await writer("late")
+
+    await asyncio.gather(writer("a"), writer("b"), collector(), late_writer())
+    assert events[:2] == ["a in", "b in"]  # shared: both at once
+    collector_in = events.index("collector in")
+    assert events.index("a out") < collector_in
+    assert events.index("b out") < collector_in
+    assert events.index("collector out") < events.index("late in")  # writer preference
+
+
 CHECKS: list[Callable[[StorageDriver], Coroutine[Any, Any, None]]] = [
     write_read_stat,
     missing_paths_raise_path_not_found,
@@ -91,4 +122,5 @@ CHECKS: list[Callable[[StorageDriver], Coroutine[Any, Any, None]]] = [
     move_replaces_atomically,
     list_and_delete_trees,
     paths_that_escape_the_root_are_refused,
+    lock_is_shared_among_writers_and_exclusive_for_the_collector,
 ]

@@ -2,6 +2,9 @@
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -35,3 +38,32 @@ def test_filesystem_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     asyncio.run(write_many())
     assert os.listdir(tmp_path / "links") == ["link"]
     assert (tmp_path / "links/link").read_text() in {str(i) for i in range(50)}
+
+
+def test_the_collection_lock_holds_across_processes(tmp_path: Path) -> None:
+    """A collector in another process (here: flock held by a child) keeps writers waiting."""
+    lock_file = tmp_path / "cargobay/collection.lock"
+    lock_file.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX);"
+            " print('held', flush=True); time.sleep(0.5)",
+            str(lock_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    driver = FilesystemDriver(tmp_path)
+
+    async def enter_shared() -> float:
+        started = time.monotonic()
+        async with driver.lock("cargobay/collection.lock").shared():
+            return time.monotonic() - started
+
+    waited = asyncio.run(enter_shared())
+    holder.wait(10)
+    assert waited > 0.2  # it had to wait for the other process's exclusive lock
