@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from cargobay import __version__
-from cargobay.cli import gc, healthcheck, quickstart, retention, serve, user
+from cargobay.cli import du, fsck, gc, healthcheck, quickstart, retention, serve, user
 from cargobay.cli.errors import CommandError
 
 
@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     healthcheck.register(commands)
     gc.register(commands)
     retention.register(commands)
+    du.register(commands)
+    fsck.register(commands)
     commands.add_parser("version", help="print the version").set_defaults(
         run=lambda _args: print(f"cargobay {__version__}") or 0
     )

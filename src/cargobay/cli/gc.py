@@ -80,7 +80,12 @@ def load_storage_settings(path: Path | None) -> Settings:
     except ConfigError as error:
         raise CommandError(str(error)) from None
     if settings.storage_driver == "inmemory":
-        raise CommandError("storage.inmemory: an in-memory registry has no storage to collect from outside")
+        raise CommandError("storage.inmemory: an in-memory registry has no storage to work on from outside")
+    if not settings.root_directory.is_dir():
+        raise CommandError(
+            f"storage.filesystem.rootdirectory: {settings.root_directory} is not a directory: "
+            "is this the registry's configuration?"
+        )
     return settings
 
 

@@ -1,14 +1,15 @@
 """Link files: small files that hold a digest and make content part of a repository."""
 
 from cargobay.registry.digests import Digest
+from cargobay.registry.errors import DigestInvalid
 from cargobay.storage.driver import PathNotFound, StorageDriver
 
 
 async def read_link(driver: StorageDriver, path: str) -> Digest | None:
-    """The digest a link file holds, or None when there is no such link."""
+    """The digest a link file holds, or None when there is no such link or it holds garbage."""
     try:
         return Digest.parse((await driver.read_bytes(path)).decode().strip())
-    except PathNotFound:
+    except (PathNotFound, DigestInvalid, UnicodeDecodeError):
         return None
 
 
