@@ -60,7 +60,7 @@ async def collect_garbage(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> CollectionReport:
-    report = CollectionReport(dry_run=dry_run, started=time.time())
+    report = CollectionReport(dry_run=dry_run, started=await _storage_now(driver))
     cutoff = report.started - grace.total_seconds()
     inventories = [
         await scan_repository(driver, name)
@@ -88,12 +88,21 @@ async def collect_garbage(
         report.manifests, report.blobs = dead_manifests, dead_blobs
         return report
     async with driver.lock(layout.COLLECTION_LOCK).exclusive():
+        # A manifest refreshed since the mark (an index pushed meanwhile lists it) stays, and
+        # so does everything it reaches, though nothing refreshed its layers.
+        by_name = {inventory.name: inventory for inventory in inventories}
+        rescued: set[tuple[str, Digest]] = set()
+        rescued_blobs: set[Digest] = set()
         for name, digest in dead_manifests:
-            if await _still_stale(driver, [layout.manifest_revision_link(name, digest)], cutoff):
+            if not await _still_stale(driver, [layout.manifest_revision_link(name, digest)], cutoff):
+                reached = await _reach(driver, by_name[name], {digest}, rescued_blobs)
+                rescued.update((name, kept) for kept in reached)
+        for name, digest in dead_manifests:
+            if (name, digest) not in rescued:
                 await _remove_manifest(driver, name, digest)
                 report.manifests.append((name, digest))
         for done, (digest, size) in enumerate(dead_blobs, start=1):
-            if await _still_stale(driver, [layout.blob_data(digest)], cutoff):
+            if digest not in rescued_blobs and await _still_stale(driver, [layout.blob_data(digest)], cutoff):
                 await driver.delete(layout.blob_dir(digest))
                 report.blobs.append((digest, size))
             if progress:
@@ -120,6 +129,13 @@ async def _mark(
     roots = set(inventory.tags.values())
     if not delete_untagged:
         roots |= inventory.revisions.keys()
+    return await _reach(driver, inventory, roots, live_blobs)
+
+
+async def _reach(
+    driver: StorageDriver, inventory: RepositoryInventory, roots: set[Digest], live_blobs: set[Digest]
+) -> set[Digest]:
+    """The manifests of one repository that `roots` reach; adds every blob they need to `live_blobs`."""
     live: set[Digest] = set()
     pending = list(roots)
     while pending:
@@ -140,12 +156,22 @@ async def _mark(
 
 
 async def _still_stale(driver: StorageDriver, paths: list[str], cutoff: float) -> bool:
-    """Re-read under the exclusive lock: refreshed since the mark means referenced again."""
+    """Re-read under the exclusive lock: refreshed since the mark means referenced again,
+    and gone means someone else (a client, another collector) removed it already."""
     for path in paths:
         refreshed = await modified(driver, path)
-        if refreshed is not None and refreshed >= cutoff:
+        if refreshed is None or refreshed >= cutoff:
             return False
     return True
+
+
+async def _storage_now(driver: StorageDriver) -> float:
+    """Now, by the clock that stamps the files: the file system's coarse clock can lag
+    `time.time()` by milliseconds, enough for a grace of 0 to take a blob committed
+    in the same instant."""
+    await driver.write_bytes(layout.COLLECTION_STAMP, b"")
+    stamped = await modified(driver, layout.COLLECTION_STAMP)
+    return stamped if stamped is not None else time.time()
 
 
 async def _remove_manifest(driver: StorageDriver, name: str, digest: Digest) -> None:

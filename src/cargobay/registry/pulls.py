@@ -20,6 +20,7 @@ class PullLog:
     def __init__(self, driver: StorageDriver) -> None:
         self._driver = driver
         self._written: dict[tuple[str, Digest], float] = {}
+        self._collection_lock = driver.lock(layout.COLLECTION_LOCK)
 
     async def record(self, name: str, digest: Digest) -> None:
         now = time.time()
@@ -29,10 +30,13 @@ class PullLog:
             self._written.clear()
         self._written[(name, digest)] = now
         marker = layout.manifest_pulled_marker(name, digest)
-        try:
-            await self._driver.touch(marker)
-        except PathNotFound:
-            await self._driver.write_bytes(marker, b"")
+        # Shared lock: a collector removing this manifest's directory must not race the write.
+        async with self._collection_lock.shared():
+            try:
+                await self._driver.touch(marker)
+            except PathNotFound:
+                if await modified(self._driver, layout.manifest_revision_link(name, digest)) is not None:
+                    await self._driver.write_bytes(marker, b"")
 
     async def last_pull(self, name: str, digest: Digest) -> float | None:
         return await modified(self._driver, layout.manifest_pulled_marker(name, digest))

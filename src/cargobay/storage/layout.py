@@ -6,6 +6,7 @@ serve the same data directory. Link files hold a digest such as
 
     cargobay/
     ├── collection.lock                             shared by writers, exclusive for the collector
+    ├── collection.stamp                            its mtime: when the last collection started
     └── quarantine/<algorithm>-<hex>-<time>         corrupt blobs `fsck --repair` moved aside
     docker/registry/v2/
     ├── blobs/
@@ -35,6 +36,7 @@ ROOT = "docker/registry/v2"
 # cargobay's own files live beside registry:2's tree, never inside it.
 CARGOBAY = "cargobay"
 COLLECTION_LOCK = f"{CARGOBAY}/collection.lock"
+COLLECTION_STAMP = f"{CARGOBAY}/collection.stamp"
 QUARANTINE = f"{CARGOBAY}/quarantine"
 BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"

@@ -90,13 +90,23 @@ class FileReadWriteLock(ReadWriteLock):
         self._fd: int | None = None
 
     async def _first_reader_entered(self) -> None:
-        self._fd = await run_blocking(_open_locked, self._path, fcntl.LOCK_SH)
+        self._fd = await self._locked(fcntl.LOCK_SH)
 
     async def _last_reader_left(self) -> None:
         await self._release()
 
     async def _writer_entered(self) -> None:
-        self._fd = await run_blocking(_open_locked, self._path, fcntl.LOCK_EX)
+        self._fd = await self._locked(fcntl.LOCK_EX)
+
+    async def _locked(self, operation: int) -> int:
+        """A descriptor holding the flock. Waiting for it may be cancelled, but the thread
+        still takes the lock: it is then released at once instead of held forever."""
+        attempt = asyncio.ensure_future(run_blocking(_open_locked, self._path, operation))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            attempt.add_done_callback(_close_if_locked)
+            raise
 
     async def _writer_left(self) -> None:
         await self._release()
@@ -105,6 +115,11 @@ class FileReadWriteLock(ReadWriteLock):
         fd, self._fd = self._fd, None
         if fd is not None:
             await run_blocking(os.close, fd)  # closing the descriptor drops the flock
+
+
+def _close_if_locked(attempt: "asyncio.Future[int]") -> None:
+    if not attempt.cancelled() and attempt.exception() is None:
+        os.close(attempt.result())
 
 
 def _open_locked(path: Path, operation: int) -> int:
