@@ -10,6 +10,7 @@ server's cache is, at some step, missing or behind the bytes in storage.
 """
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -218,3 +219,37 @@ def test_concurrent_uploads_of_the_same_blob_all_succeed(pair: Pair, repo: str) 
     assert_blob_on_both(sessions[0], pair, repo, data)
     stored = pair.root / "docker/registry/v2/blobs/sha256" / sha256(data)[7:9] / sha256(data)[7:] / "data"
     assert stored.read_bytes() == data
+
+
+def test_several_worker_processes_share_the_port_and_the_uploads(start_registry) -> None:
+    """`serve --workers 3`: connections land on different workers, and a chunked upload whose
+    requests each use a new connection still comes out whole."""
+    server = start_registry(workers=3)
+    data = os.urandom(3 * 200_000)
+    location = None
+    for offset in range(0, len(data), 200_000):
+        session = server.session()  # a new connection each time: likely another worker
+        if location is None:
+            location = session.post(f"{server.url}/v2/workers/blobs/uploads/").headers["Location"]
+        response = session.patch(
+            location,
+            data=data[offset : offset + 200_000],
+            headers={"Content-Range": f"{offset}-{offset + 199_999}"},
+        )
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        session.close()
+    assert location is not None
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert server.session().put(location, params={"digest": digest}).status_code == 201
+    assert server.session().get(f"{server.url}/v2/workers/blobs/{digest}").content == data
+    workers = [p for p in Path("/proc").glob("[0-9]*") if _parent_of(p) == server.process.pid]
+    assert len(workers) == 3
+    assert "started 3 worker processes" in server.log()
+
+
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

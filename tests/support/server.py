@@ -114,10 +114,12 @@ def start_server(
     port: int | None = None,
     scheme: str = "http",
     ca: Path | None = None,
+    workers: int = 1,
 ) -> RegistryServer:
     """Start `cargobay serve CONFIG` and wait until `/v2/` answers.
 
-    `overrides` maps dotted config keys to values (None removes a key).
+    `overrides` maps dotted config keys to values (None removes a key). One worker process
+    by default, so that the process a test measures is the one serving.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -134,7 +136,7 @@ def start_server(
     process_env.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cargobay", "serve", str(config_path)],
+            [sys.executable, "-m", "cargobay", "serve", "--workers", str(workers), str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=process_env,

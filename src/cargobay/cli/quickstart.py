@@ -58,4 +58,4 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     os.environ.pop("REGISTRY_AUTH", None)  # the printed login must be the one that works
-    return serve.run(argparse.Namespace(config_option=config, config_file=None))
+    return serve.run(argparse.Namespace(config_option=config, config_file=None, workers=None))

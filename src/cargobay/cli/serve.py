@@ -3,18 +3,15 @@
 import argparse
 import logging
 import os
-import ssl
 import tempfile
 from pathlib import Path
-
-from aiohttp import web
 
 from cargobay import __version__
 from cargobay.auth.htpasswd import HtpasswdError
 from cargobay.cli.errors import CommandError
-from cargobay.config import ConfigError, Settings, find_config_file, load_settings
-from cargobay.http.accesslog import AccessLogger
+from cargobay.config import ConfigError, find_config_file, load_settings
 from cargobay.http.app import create_app
+from cargobay.http.server import default_workers, run_server, ssl_context
 
 log = logging.getLogger("cargobay")
 
@@ -36,6 +33,13 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
         help="config.yml; default: /etc/docker/registry/config.yml or "
         "/etc/distribution/config.yml when present, else built-in defaults",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"worker processes sharing the port (default: one per CPU, here {default_workers()})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,32 +51,30 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(settings.log_level)
         if settings.storage_driver == "filesystem":
             check_writable(settings.root_directory)
-        app = create_app(settings)
-        ssl_context = _ssl_context(settings)
+        create_app(settings)  # every check a worker would make, made once, here
+        ssl_context(settings)
     except (ConfigError, HtpasswdError) as error:
         raise CommandError(str(error)) from None
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise CommandError(f"--workers {workers}: use 1 or more")
+    if settings.storage_driver == "inmemory" and workers > 1:
+        log.warning("storage.inmemory keeps data in one process: running 1 worker, not %d", workers)
+        workers = 1
     scheme = "https" if settings.tls_certificate else "http"
     log.info(
-        "cargobay %s serving %s://%s:%d, storage %s %s, auth %s, config %s",
+        "cargobay %s serving %s://%s:%d with %d workers, storage %s %s, auth %s, config %s",
         __version__,
         scheme,
         settings.listen_host or "*",
         settings.listen_port,
+        workers,
         settings.storage_driver,
         settings.root_directory,
         f"htpasswd {settings.htpasswd.path}" if settings.htpasswd else "off (open registry)",
         path or "built-in defaults",
     )
-    web.run_app(
-        app,
-        host=settings.listen_host or None,
-        port=settings.listen_port,
-        ssl_context=ssl_context,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("cargobay.access") if settings.access_log else None,
-        print=None,
-    )
-    return 0
+    return run_server(settings, workers)
 
 
 def configure_logging(level: int) -> None:
@@ -90,14 +92,3 @@ def check_writable(root: Path) -> None:
         raise ConfigError(
             f"storage.filesystem.rootdirectory: {root} is not writable by uid {os.getuid()}: {error.strerror}"
         ) from None
-
-
-def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.tls_certificate is None or settings.tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
-    except (OSError, ssl.SSLError) as error:
-        raise ConfigError(f"http.tls: cannot load certificate and key: {error}") from None
-    return context

@@ -29,7 +29,10 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 NAME = "{name:.+}"  # checked against the spec's grammar by the handler, to answer NAME_INVALID
 
 
-def create_app(settings: Settings, driver: StorageDriver | None = None) -> web.Application:
+def create_app(
+    settings: Settings, driver: StorageDriver | None = None, *, background_jobs: bool = True
+) -> web.Application:
+    """The application; `background_jobs` runs the periodic jobs (one worker does)."""
     middlewares: list[Middleware] = [errors_middleware]
     if settings.htpasswd is not None:
         authenticator = HtpasswdAuthenticator(settings.htpasswd.path)
@@ -39,13 +42,18 @@ def create_app(settings: Settings, driver: StorageDriver | None = None) -> web.A
     app[REGISTRY] = Registry(driver or make_driver(settings), delete_enabled=settings.delete_enabled)
     _add_routes(app.router)
     app.on_response_prepare.append(_common_headers)
+    if background_jobs:
+        _add_background_jobs(app, settings)
+    return app
+
+
+def _add_background_jobs(app: web.Application, settings: Settings) -> None:
     if settings.upload_purging.enabled:
         app.cleanup_ctx.append(_every(settings.upload_purging.interval, _purge_uploads))
     if settings.collection.interval is not None:
         app.cleanup_ctx.append(_every(settings.collection.interval, _collect_garbage))
     if settings.retention.interval is not None:
         app.cleanup_ctx.append(_every(settings.retention.interval, _apply_retention))
-    return app
 
 
 def make_driver(settings: Settings) -> StorageDriver:
