@@ -146,7 +146,8 @@ fi
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ]; then
     unchanged "swarm mode"
 else
-    docker swarm init --advertise-addr "$advertise_addr" >/dev/null
+    # Cluster traffic on the advertised address only (loopback by default: a one-node swarm).
+    docker swarm init --advertise-addr "$advertise_addr" --listen-addr "$advertise_addr:2377" >/dev/null
     changed "swarm initialised (advertise address $advertise_addr)"
 fi
 

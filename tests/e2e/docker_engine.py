@@ -20,7 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +94,24 @@ class DockerCLI:
         return env
 
     def __call__(
-        self, *args: str, stdin: str | bytes = b"", check: bool = True, timeout: float = COMMAND_SECONDS
+        self,
+        *args: str,
+        stdin: str | bytes = b"",
+        check: bool = True,
+        timeout: float = COMMAND_SECONDS,
+        extra_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `docker ARGS` (bounded by `timeout`); with `check`, a failure raises with its output."""
+        """Run `docker ARGS` (bounded by `timeout`); with `check`, a failure raises with its output.
+
+        `extra_env` is for commands that read variables themselves, such as the `${...}` in a
+        stack file that `docker stack deploy` fills in.
+        """
         self.config_dir.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
             ["docker", *args],
             input=stdin.encode() if isinstance(stdin, str) else stdin,
             capture_output=True,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             timeout=timeout,
             check=False,
         )
@@ -167,6 +176,31 @@ def running_engine() -> Iterator[DockerEngine]:
         _remove_leftovers(leftovers)
 
 
+def _storage_driver(root: Path) -> str:
+    """overlay2 when the kernel can mount overlayfs on the data root's file system, else vfs.
+
+    vfs copies every layer in full for every container and build step: building cargobay's
+    image takes about four times as long with it. The probe mounts a tiny overlay where the
+    data root will be, which is what overlay2 needs; where that fails (overlayfs on overlayfs,
+    no overlay module) the slow but universal vfs is used.
+    """
+    probe = root / "overlay-probe"
+    lower, upper, work, merged = (probe / name for name in ("lower", "upper", "work", "merged"))
+    for directory in (lower, upper, work, merged):
+        directory.mkdir(parents=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True, timeout=30
+        )
+        if mounted.returncode != 0:
+            return "vfs"
+        subprocess.run(["umount", str(merged)], check=False, capture_output=True, timeout=30)
+        return "overlay2"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def _start(root: Path, bridge: str) -> tuple[subprocess.Popen[bytes], DockerEngine]:
     sock, log_path = root / "docker.sock", root / "dockerd.log"
     command = [
@@ -175,7 +209,7 @@ def _start(root: Path, bridge: str) -> tuple[subprocess.Popen[bytes], DockerEngi
         f"--exec-root={root / 'exec'}",
         f"--pidfile={root / 'dockerd.pid'}",
         f"--host=unix://{sock}",
-        "--storage-driver=vfs",
+        f"--storage-driver={_storage_driver(root)}",
         f"--bridge={bridge}",
         "--iptables=false",
         "--ip-forward=false",

@@ -177,9 +177,12 @@ def expected_view(pushed: Pushed) -> dict[str, Any]:
 
 
 def storage_tree(root: Path) -> dict[str, str]:
-    """Every file under a root: link files by content, other files by SHA-256 of their bytes."""
+    """Every file of registry:2's tree (`docker/`): link files by content, other files by SHA-256.
+
+    cargobay keeps its own files (the collection lock) beside it in `cargobay/`, outside.
+    """
     tree = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted((root / "docker").rglob("*")):
         if path.is_file():
             data = path.read_bytes()
             tree[str(path.relative_to(root))] = (
