@@ -204,7 +204,7 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -K- "$url" <<<"user = \"$user:$p
 say "checked: $url answers 401 without credentials and 200 to $user"
 
 if [ "$changes" = 0 ]; then
-    say "nothing changed: everything was already in place"
+    say "nothing changed, everything was already in place"
 else
     say "$changes changes made"
 fi

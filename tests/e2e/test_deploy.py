@@ -564,3 +564,72 @@ def wait_for_status(session: requests.Session, url: str, wanted: int, seconds: i
             break
         time.sleep(0.25)
     return status
+
+
+# 7. The one-command path ---------------------------------------------------------------
+
+
+def test_install_sh_sets_everything_up_and_a_second_run_changes_nothing(
+    docker: DockerCLI, cargobay_image: str, swarm: None
+) -> None:
+    """deploy/install.sh as an operator runs it: twice in a row, a password change, an uninstall."""
+    home = Path(tempfile.mkdtemp(prefix="cargobay-install-home-", dir="/tmp"))
+    port, stack = free_port(), "cargobay-install-e2e"
+    command = [
+        str(REPO / "deploy" / "install.sh"),
+        "--home",
+        str(home),
+        "--image",
+        cargobay_image,
+        "--port",
+        str(port),
+        "--stack",
+        stack,
+    ]
+
+    def install(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args],
+            input=f"{password}\n",
+            env=docker.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    try:
+        first = install("--user", "ci", "--password-stdin", password="first-secret")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "changed: user ci added" in first.stdout
+        assert f"checked: http://127.0.0.1:{port}/v2/ answers 401 without credentials and 200 to ci" in (
+            first.stdout
+        )
+        assert "docker login" in first.stdout
+        registry, htpasswd = home / "registry", home / "auth" / HTPASSWD_FILE
+        assert (registry.stat().st_uid, oct(registry.stat().st_mode & 0o777)) == (IMAGE_UID, "0o750")
+        assert (htpasswd.stat().st_uid, htpasswd.stat().st_gid) == (0, IMAGE_UID)
+        assert oct(htpasswd.stat().st_mode & 0o777) == "0o640"
+
+        second = install("--user", "ci", "--password-stdin", password="first-secret")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "install.sh: changed:" not in second.stdout
+        assert "nothing changed" in second.stdout
+
+        rotated = install("--user", "ci", "--password-stdin", password="second-secret")
+        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        assert "changed: password of ci" in rotated.stdout
+        assert "install.sh: changed: stack" not in rotated.stdout  # a new password needs no restart
+        url = f"http://127.0.0.1:{port}/v2/"
+        assert http_session(("ci", "second-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 200
+        assert http_session(("ci", "first-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 401
+
+        removed = install("--uninstall")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert f"stack {stack} removed" in removed.stdout
+        assert stack not in docker("stack", "ls", "--format", "{{.Name}}").stdout.split()
+        assert htpasswd.exists()
+        assert registry.is_dir()  # the data stays
+    finally:
+        install("--uninstall")
+        shutil.rmtree(home, ignore_errors=True)
