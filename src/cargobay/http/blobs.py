@@ -29,6 +29,9 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Cache-Control": IMMUTABLE,
         "ETag": f'"{blob.digest}"',
     }
+    if request.method == "HEAD":  # the size is all a client asks: no file to open
+        headers["Content-Length"] = str(blob.size)
+        return web.Response(headers=headers)
     local = registry.blobs.local_path(blob.digest)
     if local is not None:
         return web.FileResponse(local, headers=headers)

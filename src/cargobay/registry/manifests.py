@@ -7,6 +7,7 @@ it by default, and no current client needs it.
 """
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from cargobay.storage import layout
 from cargobay.storage.driver import PathNotFound, StorageDriver
 
 MAX_MANIFEST_BYTES = 4 << 20  # the OCI spec's suggested limit
+CACHED_MANIFEST_BYTES = 16 << 20  # parsed manifests kept in memory, by digest
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,10 @@ class ManifestStore:
         self._driver = driver
         self._blobs = blobs
         self._tags = tags
+        # Content addressed, so a cached manifest can never be stale; whether a repository
+        # still has it is read from storage on every request.
+        self._parsed: OrderedDict[Digest, Manifest] = OrderedDict()
+        self._parsed_bytes = 0
 
     async def put(self, name: str, manifest: Manifest, tag: str | None) -> None:
         """Store a parsed manifest in `name`, after checking everything it references is there.
@@ -168,15 +174,29 @@ class ManifestStore:
         if tag is not None:
             await self._tags.tag(name, tag, manifest.digest)
 
+
     async def get(self, name: str, digest: Digest) -> Manifest:
         """The manifest `digest` of `name`, or `ManifestUnknown`."""
         if await links.read_link(self._driver, layout.manifest_revision_link(name, digest)) != digest:
             raise ManifestUnknown(detail={"digest": str(digest)})
+        cached = self._parsed.get(digest)
+        if cached is not None:
+            self._parsed.move_to_end(digest)
+            return cached
         try:
             payload = await self._driver.read_bytes(layout.blob_data(digest))
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
-        return stored_manifest(payload, digest)
+        manifest = stored_manifest(payload, digest)
+        self._remember(manifest)
+        return manifest
+
+    def _remember(self, manifest: Manifest) -> None:
+        self._parsed[manifest.digest] = manifest
+        self._parsed_bytes += len(manifest.payload)
+        while self._parsed_bytes > CACHED_MANIFEST_BYTES:
+            _, evicted = self._parsed.popitem(last=False)
+            self._parsed_bytes -= len(evicted.payload)
 
     async def delete(self, name: str, digest: Digest, *, cascade: bool = False) -> None:
         """Remove a manifest from `name` with every tag that points at it, as registry:2 does;
