@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: run test lint system-packages clean
+.PHONY: run test lint bench system-packages clean
 
 $(BIN)/cargobay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ run: $(BIN)/cargobay
 test: system-packages $(BIN)/cargobay lint
 	$(BIN)/pytest
 
+## Benchmark cargobay against registry:2 side by side (issue 5): one table, JSON in bench/results/.
+## BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--quick"` or "--workers 2".
+bench: $(BIN)/cargobay
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(BIN)/cargobay
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 system-packages:

@@ -174,7 +174,6 @@ class ManifestStore:
         if tag is not None:
             await self._tags.tag(name, tag, manifest.digest)
 
-
     async def get(self, name: str, digest: Digest) -> Manifest:
         """The manifest `digest` of `name`, or `ManifestUnknown`."""
         if await links.read_link(self._driver, layout.manifest_revision_link(name, digest)) != digest:
