@@ -247,3 +247,82 @@ def test_scheduled_collection_in_the_server(start_registry) -> None:
         time.sleep(0.2)
     assert not image_blobs(image) & stored_blobs(server)
     assert "scheduled garbage collection removed" in server.log()
+
+
+def store_manifest_as_registry2_did(server: RegistryServer, repo: str, tag: str, body: bytes) -> str:
+    """Write a manifest straight into the data directory, as an older registry:2 left it."""
+    digest = sha256(body)
+    hex_digest = digest.removeprefix("sha256:")
+    v2 = server.root / "docker/registry/v2"
+    data = v2 / "blobs/sha256" / hex_digest[:2] / hex_digest / "data"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(body)
+    manifests = v2 / "repositories" / repo / "_manifests"
+    for link in (
+        manifests / "revisions/sha256" / hex_digest / "link",
+        manifests / "tags" / tag / "current/link",
+        manifests / "tags" / tag / "index/sha256" / hex_digest / "link",
+    ):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.write_text(digest)
+    return digest
+
+
+def test_collection_keeps_what_manifests_cargobay_no_longer_accepts_reference(
+    server: RegistryServer,
+) -> None:
+    session = server.session()
+    schema1_layers = [push_blob(session, server.url, "old/schema1", os.urandom(300)) for _ in range(2)]
+    schema1 = json.dumps(
+        {
+            "schemaVersion": 1,
+            "name": "old/schema1",
+            "tag": "v1",
+            "fsLayers": [{"blobSum": d} for d in schema1_layers],
+        }
+    ).encode()
+    artifact_blob = os.urandom(400)
+    push_blob(session, server.url, "old/artifact", artifact_blob)
+    artifact = json.dumps(
+        {
+            "mediaType": "application/vnd.oci.artifact.manifest.v1+json",
+            "artifactType": "application/vnd.example.sbom",
+            "blobs": [descriptor("application/json", artifact_blob)],
+        }
+    ).encode()
+    kept = {
+        store_manifest_as_registry2_did(server, "old/schema1", "v1", schema1),
+        store_manifest_as_registry2_did(server, "old/artifact", "v1", artifact),
+        *schema1_layers,
+        sha256(artifact_blob),
+    }
+    orphan = push_blob(session, server.url, "old/artifact", os.urandom(100))
+    gc(server, "--grace", "0", "--delete-untagged")
+    assert stored_blobs(server) == kept  # only the orphan went
+    assert orphan not in stored_blobs(server)
+    assert session.get(f"{server.url}/v2/old/schema1/blobs/{schema1_layers[0]}").status_code == 200
+
+
+def test_an_untagged_index_within_the_grace_period_keeps_its_childrens_layers(
+    server: RegistryServer,
+) -> None:
+    """An index pushed by digest, to be tagged a moment later, must find its children whole."""
+    session = server.session()
+    child = push_image(session, server.url, "ci/multi", "child", oci=True)
+    session.delete(f"{server.url}/v2/ci/multi/manifests/child")  # untagged now
+    an_hour_and_more_ago = time.time() - 2 * 3600
+    for data in (server.root / "docker/registry/v2").glob("**/*"):
+        if data.is_file():
+            os.utime(data, (an_hour_and_more_ago, an_hour_and_more_ago))
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor(OCI_MANIFEST, child.manifest)]}
+    ).encode()
+    index_digest = put_manifest(session, server, "ci/multi", sha256(index), index, OCI_INDEX)
+    gc(server, "--grace", "1h", "--delete-untagged")
+    assert stored_blobs(server) == image_blobs(child) | {index_digest}
+    tagged = session.put(
+        f"{server.url}/v2/ci/multi/manifests/v1", data=index, headers={"Content-Type": OCI_INDEX}
+    )
+    assert tagged.status_code == 201
+    for layer in child.layers:
+        assert session.get(f"{server.url}/v2/ci/multi/blobs/{sha256(layer)}").content == layer

@@ -69,7 +69,7 @@ async def collect_garbage(
     live_blobs: set[Digest] = set()
     live_manifests: dict[str, set[Digest]] = {}
     for done, inventory in enumerate(inventories, start=1):
-        live_manifests[inventory.name] = await _mark(driver, inventory, delete_untagged, live_blobs)
+        live_manifests[inventory.name] = await _mark(driver, inventory, delete_untagged, cutoff, live_blobs)
         if progress:
             progress("mark", done, len(inventories))
     dead_manifests = [
@@ -123,10 +123,19 @@ async def collect_garbage(
 
 
 async def _mark(
-    driver: StorageDriver, inventory: RepositoryInventory, delete_untagged: bool, live_blobs: set[Digest]
+    driver: StorageDriver,
+    inventory: RepositoryInventory,
+    delete_untagged: bool,
+    cutoff: float,
+    live_blobs: set[Digest],
 ) -> set[Digest]:
-    """The manifests of one repository that are reachable; adds every blob they need to `live_blobs`."""
+    """The manifests of one repository that are reachable; adds every blob they need to `live_blobs`.
+
+    Manifests within the grace period are roots even when untagged: they stay, so what
+    they reach must stay too (an index pushed by digest, to be tagged a moment later).
+    """
     roots = set(inventory.tags.values())
+    roots |= {digest for digest, refreshed in inventory.revisions.items() if refreshed >= cutoff}
     if not delete_untagged:
         roots |= inventory.revisions.keys()
     return await _reach(driver, inventory, roots, live_blobs)

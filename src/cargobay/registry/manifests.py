@@ -89,8 +89,10 @@ def parse_manifest(payload: bytes, content_type: str | None, digest: Digest) -> 
 def stored_manifest(payload: bytes, digest: Digest) -> Manifest:
     """A manifest read back from storage: served as it is, even a kind cargobay would not accept now.
 
-    A data directory registry:2 wrote may hold schema 1 manifests or other
-    oddities; refusing to serve them would break pulls that worked before.
+    A data directory registry:2 wrote may hold schema 1 manifests, the withdrawn OCI
+    artifact manifest or other oddities; refusing to serve them would break pulls that
+    worked before, and forgetting what they reference would let a collection delete
+    their layers. So their references are salvaged as far as they can be read.
     """
     try:
         return parse_manifest(payload, None, digest)
@@ -100,14 +102,51 @@ def stored_manifest(payload: bytes, digest: Digest) -> Manifest:
         document = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError):
         document = None
-    declared = document.get("mediaType") if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return Manifest(payload, digest, "application/json", (), (), None, None, {})
+    declared = document.get("mediaType")
     if isinstance(declared, str):
         media_type = declared
-    elif isinstance(document, dict) and document.get("schemaVersion") == 1:
+    elif document.get("schemaVersion") == 1:
         media_type = mediatypes.DOCKER_SCHEMA1_SIGNED
     else:
         media_type = "application/json"
-    return Manifest(payload, digest, media_type, (), (), None, None, {})
+    blobs = [document.get("config"), *_list(document, "layers"), *_list(document, "blobs")]
+    blobs += [
+        {"digest": layer.get("blobSum")} for layer in _list(document, "fsLayers") if isinstance(layer, dict)
+    ]
+    subject = _salvaged(document.get("subject"))
+    return Manifest(
+        payload=payload,
+        digest=digest,
+        media_type=media_type,
+        blobs=tuple(d for d in map(_salvaged, blobs) if d is not None),
+        children=tuple(d for d in map(_salvaged, _list(document, "manifests")) if d is not None),
+        subject=subject,
+        artifact_type=None,
+        annotations={},
+    )
+
+
+def _list(document: dict[str, Any], key: str) -> list[Any]:
+    value = document.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _salvaged(value: Any) -> Descriptor | None:
+    """What can be read of a descriptor that may not be valid: its digest above all."""
+    if not isinstance(value, dict) or not isinstance(value.get("digest"), str):
+        return None
+    try:
+        digest = Digest.parse(value["digest"])
+    except DigestInvalid:
+        return None
+    media_type, size = value.get("mediaType"), value.get("size")
+    return Descriptor(
+        media_type if isinstance(media_type, str) and media_type else "application/octet-stream",
+        digest,
+        size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+    )
 
 
 def _media_type(document: dict[str, Any], content_type: str | None) -> str:
