@@ -19,6 +19,7 @@ from tests.support.client import (
     push_image,
     sha256,
 )
+from tests.support.datadir import store_manifest_as_registry2_did
 from tests.support.server import RegistryServer
 
 
@@ -249,25 +250,6 @@ def test_scheduled_collection_in_the_server(start_registry) -> None:
     assert "scheduled garbage collection removed" in server.log()
 
 
-def store_manifest_as_registry2_did(server: RegistryServer, repo: str, tag: str, body: bytes) -> str:
-    """Write a manifest straight into the data directory, as an older registry:2 left it."""
-    digest = sha256(body)
-    hex_digest = digest.removeprefix("sha256:")
-    v2 = server.root / "docker/registry/v2"
-    data = v2 / "blobs/sha256" / hex_digest[:2] / hex_digest / "data"
-    data.parent.mkdir(parents=True)
-    data.write_bytes(body)
-    manifests = v2 / "repositories" / repo / "_manifests"
-    for link in (
-        manifests / "revisions/sha256" / hex_digest / "link",
-        manifests / "tags" / tag / "current/link",
-        manifests / "tags" / tag / "index/sha256" / hex_digest / "link",
-    ):
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.write_text(digest)
-    return digest
-
-
 def test_collection_keeps_what_manifests_cargobay_no_longer_accepts_reference(
     server: RegistryServer,
 ) -> None:
@@ -291,8 +273,8 @@ def test_collection_keeps_what_manifests_cargobay_no_longer_accepts_reference(
         }
     ).encode()
     kept = {
-        store_manifest_as_registry2_did(server, "old/schema1", "v1", schema1),
-        store_manifest_as_registry2_did(server, "old/artifact", "v1", artifact),
+        store_manifest_as_registry2_did(server.root, "old/schema1", "v1", schema1),
+        store_manifest_as_registry2_did(server.root, "old/artifact", "v1", artifact),
         *schema1_layers,
         sha256(artifact_blob),
     }

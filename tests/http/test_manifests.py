@@ -18,6 +18,7 @@ from tests.support.client import (
     push_image,
     sha256,
 )
+from tests.support.datadir import blob_data_path, store_manifest_as_registry2_did
 from tests.support.server import RegistryServer
 
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -307,15 +308,19 @@ def test_retagging_moves_the_tag(registry: RegistryServer, repo: str) -> None:
 def test_a_schema1_manifest_left_by_registry2_is_still_served(registry: RegistryServer, repo: str) -> None:
     """registry:2 data directories can hold old schema 1 manifests; pulls of them must keep working."""
     schema1 = json.dumps({"schemaVersion": 1, "name": repo, "tag": "old", "fsLayers": []}).encode()
-    digest = sha256(schema1)
-    hex_ = digest.split(":")[1]
-    v2 = registry.root / "docker/registry/v2"
-    (v2 / f"blobs/sha256/{hex_[:2]}/{hex_}").mkdir(parents=True)
-    (v2 / f"blobs/sha256/{hex_[:2]}/{hex_}/data").write_bytes(schema1)
-    for link in (f"_manifests/revisions/sha256/{hex_}", "_manifests/tags/old/current"):
-        (v2 / "repositories" / repo / link).mkdir(parents=True)
-        (v2 / "repositories" / repo / link / "link").write_text(digest)
+    store_manifest_as_registry2_did(registry.root, repo, "old", schema1)
     response = registry.session().get(f"{registry.url}/v2/{repo}/manifests/old")
     assert response.status_code == 200
     assert response.content == schema1
     assert response.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+
+def test_a_manifest_corrupted_on_disk_is_not_served(registry: RegistryServer, repo: str) -> None:
+    session = registry.session()
+    image = push_image(session, registry.url, repo, "v1")
+    blob_data_path(registry.root, image.digest).write_bytes(image.manifest.replace(b"2", b"3", 1))
+    for reference in ("v1", image.digest):
+        response = session.get(f"{registry.url}/v2/{repo}/manifests/{reference}")
+        assert response.status_code == 404
+        assert errors_of(response) == ["MANIFEST_UNKNOWN"]
+    assert "does not match its digest" in registry.log()

@@ -7,6 +7,7 @@ it by default, and no current client needs it.
 """
 
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from cargobay.registry.errors import (
 from cargobay.registry.tags import TagStore
 from cargobay.storage import layout
 from cargobay.storage.driver import PathNotFound, StorageDriver
+
+log = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 4 << 20  # the OCI spec's suggested limit
 CACHED_MANIFEST_BYTES = 16 << 20  # parsed manifests kept in memory, by digest
@@ -225,6 +228,10 @@ class ManifestStore:
             payload = await self._driver.read_bytes(layout.blob_data(digest))
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
+        if Digest.of(payload, digest.algorithm) != digest:
+            # Corrupted on disk: serving it would hand out bytes that fail the client's check.
+            log.error("manifest %s in %s does not match its digest: run `cargobay fsck`", digest, name)
+            raise ManifestUnknown(detail={"digest": str(digest)})
         manifest = stored_manifest(payload, digest)
         self._remember(manifest)
         return manifest
