@@ -8,13 +8,23 @@ import time
 
 import pytest
 
-from tests.support.client import DOCKER_MANIFEST, OCI_MANIFEST, descriptor, push_blob, push_image, sha256
+from tests.support.client import (
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    descriptor,
+    push_blob,
+    push_image,
+    sha256,
+)
 from tests.support.server import RegistryServer
 
 RULES = [
     {"repositories": "ci/*", "keepnewest": 2, "keeptags": "^release-"},
     {"repositories": "nightly/*", "maxage": "1h", "keeppulledwithin": "24h"},
 ]
+ATTESTATION = "vnd.docker.reference.type"
 
 
 def retention(server: RegistryServer, *args: str) -> str:
@@ -119,6 +129,40 @@ def test_expiry_from_an_image_label(server: RegistryServer) -> None:
     out = retention(server, "--dry-run", "--now", "+3h")
     assert "would delete scratch/labelled:tmp" in out
     assert "forever" not in out
+
+
+def test_expiry_from_a_label_of_the_images_an_index_lists(server: RegistryServer) -> None:
+    """`docker buildx build --push` sends an index (with a provenance attestation beside the image)."""
+    session = server.session()
+    config = json.dumps({"os": "linux", "config": {"Labels": {"cargobay.expires-after": "2h"}}}).encode()
+    push_blob(session, server.url, "scratch/buildx", config)
+    image = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [],
+        }
+    ).encode()
+    retag(server, "scratch/buildx", image, sha256(image), OCI_MANIFEST)
+    attestation = push_image(session, server.url, "scratch/buildx", "attestation", oci=True)
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                descriptor(
+                    OCI_MANIFEST, attestation.manifest, annotations={ATTESTATION: "attestation-manifest"}
+                ),
+                descriptor(OCI_MANIFEST, image, platform={"os": "linux", "architecture": "amd64"}),
+            ],
+        }
+    ).encode()
+    retag(server, "scratch/buildx", index, "pr-7", OCI_INDEX)
+    assert "would delete 0 tags" in retention(server, "--dry-run", "--now", "+1h")
+    assert f"would delete scratch/buildx:pr-7 ({sha256(index)}): expired" in retention(
+        server, "--dry-run", "--now", "+3h"
+    )
 
 
 def test_scheduled_retention_in_the_server(start_registry) -> None:

@@ -36,6 +36,7 @@ from cargobay.storage.driver import PathNotFound, StorageDriver
 log = logging.getLogger(__name__)
 
 EXPIRY_KEY = "cargobay.expires-after"
+ATTESTATION_KEY = "vnd.docker.reference.type"  # how buildx marks the attestation manifests of an index
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,9 @@ async def _protected(pulls: PullLog, name: str, tag: _Tag, rule: RetentionRule |
 
 
 async def _expiry(driver: StorageDriver, digest: Digest) -> float | None:
-    """Seconds of life the pusher gave: a manifest annotation, else the image config's label."""
-    try:
-        manifest = stored_manifest(await driver.read_bytes(layout.blob_data(digest)), digest)
-    except PathNotFound:
-        return None
-    value = manifest.annotations.get(EXPIRY_KEY)
-    if value is None and manifest.media_type in mediatypes.IMAGE_MANIFESTS and manifest.blobs:
-        value = await _config_label(driver, manifest.blobs[0].digest)
+    """Seconds of life the pusher gave: a manifest annotation, else the image config's label;
+    for an index (what `docker buildx build --push` sends), the same of its platform images."""
+    value = await _expiry_value(driver, digest, follow_children=True)
     if value is None:
         return None
     try:
@@ -148,6 +144,24 @@ async def _expiry(driver: StorageDriver, digest: Digest) -> float | None:
     except ValueError:
         log.warning("ignoring %s=%r on %s: not a duration such as 48h", EXPIRY_KEY, value, digest)
         return None
+
+
+async def _expiry_value(driver: StorageDriver, digest: Digest, *, follow_children: bool) -> str | None:
+    try:
+        manifest = stored_manifest(await driver.read_bytes(layout.blob_data(digest)), digest)
+    except PathNotFound:
+        return None
+    value = manifest.annotations.get(EXPIRY_KEY)
+    if value is None and manifest.media_type in mediatypes.IMAGE_MANIFESTS and manifest.blobs:
+        value = await _config_label(driver, manifest.blobs[0].digest)
+    if value is None and follow_children:
+        for child in manifest.children:
+            if child.annotations.get(ATTESTATION_KEY) == "attestation-manifest":
+                continue  # buildx's provenance: no labels of the image there
+            value = await _expiry_value(driver, child.digest, follow_children=False)
+            if value is not None:
+                break
+    return value
 
 
 async def _config_label(driver: StorageDriver, config: Digest) -> str | None:
