@@ -227,6 +227,13 @@ def test_admin_endpoint_needs_credentials_and_collects(server: RegistryServer) -
     assert bad.status_code == 400
 
 
+def test_admin_endpoint_is_refused_without_auth(start_registry) -> None:
+    open_server = start_registry(auth=False)
+    response = requests.post(f"{open_server.url}/admin/gc")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "DENIED"
+
+
 def test_delete_can_cascade_to_referrers(server: RegistryServer) -> None:
     session = server.session()
     image = push_image(session, server.url, "signed/app", "v1", oci=True)

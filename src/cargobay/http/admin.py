@@ -2,7 +2,9 @@
 
 Query: `dryrun=true`, `grace=<duration>` (default 1h), `deleteuntagged=true`.
 Answers the report as JSON. Every authenticated user may call it until
-per-repository access rules name admins.
+per-repository access rules name admins. A registry without auth refuses it: an open
+registry must not let anyone on the network start a collection (`cargobay gc` on the
+host does the same work).
 """
 
 import datetime
@@ -10,12 +12,14 @@ import datetime
 from aiohttp import web
 
 from cargobay.durations import parse_duration
-from cargobay.http.context import REGISTRY
+from cargobay.http.context import REGISTRY, SETTINGS
 from cargobay.registry import gc
-from cargobay.registry.errors import ParameterInvalid
+from cargobay.registry.errors import Denied, ParameterInvalid
 
 
 async def collect_garbage(request: web.Request) -> web.Response:
+    if request.app[SETTINGS].htpasswd is None:
+        raise Denied("/admin/gc needs auth.htpasswd; without auth, run `cargobay gc` on the host")
     report = await gc.collect_garbage(
         request.app[REGISTRY].driver,
         grace=_grace(request.query.get("grace")),
