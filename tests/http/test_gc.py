@@ -212,6 +212,20 @@ def test_garbage_collect_with_registry2s_arguments(server: RegistryServer) -> No
     assert "would remove 0 manifests" in result.stderr
 
 
+def test_garbage_collect_takes_the_grace_of_the_config_and_keeps_index_children(start_registry) -> None:
+    server = start_registry(overrides={"cargobay.gc": {"grace": "0"}})
+    scene = Scene(server)
+    result = subprocess.run(
+        [sys.executable, "-m", "cargobay", "garbage-collect", "-m", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert stored_blobs(server) == scene.kept_without_untagged()
+    assert {("app/multi", child) for child in scene.children} <= stored_manifests(server)
+
+
 def test_admin_endpoint_needs_credentials_and_collects(server: RegistryServer) -> None:
     scene = Scene(server)
     assert requests.post(f"{server.url}/admin/gc").status_code == 401

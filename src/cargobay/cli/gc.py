@@ -25,9 +25,10 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     gc.add_argument(
         "--grace",
         type=_duration,
-        default=DEFAULT_GRACE,
+        default=None,
         metavar="DURATION",
-        help="keep anything refreshed this recently: 0, 30s, 15m, 1h (default 1h)",
+        help="keep anything refreshed this recently: 0, 30s, 15m, 1h "
+        f"(default: the config's cargobay.gc.grace, else {_hours(DEFAULT_GRACE)})",
     )
     gc.add_argument(
         "--delete-untagged",
@@ -40,7 +41,7 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     compat.add_argument("config_file", type=Path, metavar="CONFIG")
     compat.add_argument("-d", "--dry-run", action="store_true")
     compat.add_argument("-m", "--delete-untagged", action="store_true")
-    compat.set_defaults(run=run, config_option=None, grace=DEFAULT_GRACE)
+    compat.set_defaults(run=run, config_option=None, grace=None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     report = asyncio.run(
         collect_garbage(
             make_driver(settings),
-            grace=args.grace,
+            grace=args.grace if args.grace is not None else settings.collection.grace,
             delete_untagged=args.delete_untagged,
             dry_run=args.dry_run,
             progress=ProgressBar(),
@@ -87,6 +88,10 @@ def load_storage_settings(path: Path | None) -> Settings:
             "is this the registry's configuration?"
         )
     return settings
+
+
+def _hours(duration: datetime.timedelta) -> str:
+    return f"{duration.total_seconds() / 3600:g}h"
 
 
 def _duration(text: str) -> datetime.timedelta:
