@@ -73,9 +73,14 @@ class RetentionRule:
     keep_pulled_within: datetime.timedelta | None = None  # never delete what was pulled this recently
 
 
+# Hourly, so that tags expire on their own when the pusher asked (with no rules, that is
+# all a run does); `0` leaves retention to `cargobay retention`.
+DEFAULT_RETENTION_INTERVAL = datetime.timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
-    interval: datetime.timedelta | None = None  # None: only on demand (`cargobay retention`)
+    interval: datetime.timedelta | None = DEFAULT_RETENTION_INTERVAL
     rules: tuple[RetentionRule, ...] = ()
 
 
@@ -295,7 +300,9 @@ class _Reader:
         )
 
     def _retention(self) -> RetentionPolicy:
-        interval = self._duration("cargobay.retention.interval", datetime.timedelta(0))
+        interval = self._duration(
+            "cargobay.retention.interval", RetentionPolicy.interval or datetime.timedelta(0)
+        )
         rules = self.get("cargobay.retention.rules", [])
         if not isinstance(rules, list):
             raise ConfigError("cargobay.retention.rules: must be a list of rules")

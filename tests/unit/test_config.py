@@ -132,11 +132,17 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
+def test_retention_runs_hourly_unless_told_otherwise(tmp_path: Path) -> None:
+    assert load_settings(None, {}).retention.interval == datetime.timedelta(hours=1)
+    off = load_settings(write(tmp_path, "cargobay:\n  retention:\n    interval: 0\n"), {})
+    assert off.retention.interval is None
+
+
 def test_retention_rules_are_read_and_checked(tmp_path: Path) -> None:
     text = """
 cargobay:
   retention:
-    interval: 1h
+    interval: 30m
     rules:
       - repositories: ci/*
         keepnewest: 10
@@ -149,7 +155,7 @@ cargobay:
 """
     settings = load_settings(write(tmp_path, text), {})
     (rule,) = settings.retention.rules
-    assert settings.retention.interval == datetime.timedelta(hours=1)
+    assert settings.retention.interval == datetime.timedelta(minutes=30)
     assert (rule.repositories, rule.keep_newest) == ("ci/*", 10)
     assert rule.max_age == datetime.timedelta(hours=72)
     assert rule.keep_tags is not None
