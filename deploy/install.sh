@@ -117,6 +117,11 @@ ensure_dir() {  # path owner mode
 }
 ensure_dir "$home/registry" "$UID_GID:$UID_GID" 750
 ensure_dir "$home/auth" "0:$UID_GID" 750
+# A data directory registry:2 filled as root: everything in it must become the image user's.
+if [ -n "$(find "$home/registry" ! -uid "$UID_GID" -print -quit)" ]; then
+    chown -R "$UID_GID:$UID_GID" "$home/registry"
+    changed "data in $home/registry given to uid $UID_GID (it was registry:2's)"
+fi
 
 # 3. The user, with bcrypt, by the image's own `cargobay user` (no htpasswd tool needed).
 htpasswd="$home/auth/docker-registry.htpasswd"
@@ -125,7 +130,7 @@ cargobay_user() {  # action: runs `cargobay user ACTION USER` on the password fi
         -v "$home/auth:/auth" --entrypoint cargobay "$image" \
         user "$1" "$user" --file /auth/docker-registry.htpasswd --password-stdin >/dev/null
 }
-if [ -f "$htpasswd" ] && grep -q "^$user:" "$htpasswd"; then
+if [ -f "$htpasswd" ] && awk -F: -v user="$user" '$1 == user { found = 1 } END { exit !found }' "$htpasswd"; then
     if cargobay_user check; then
         unchanged "user $user in $htpasswd"
     else
@@ -199,7 +204,9 @@ for _ in $(seq "$wait_seconds"); do
     sleep 1
 done
 [ "$status" = 401 ] || die "$url answered $status without credentials, expected 401 (docker service ps $service)"
-status=$(curl -s -o /dev/null -w '%{http_code}' -K- "$url" <<<"user = \"$user:$password\"")
+quoted=${password//\\/\\\\}  # curl's config syntax: backslash and double quote escaped
+quoted=${quoted//\"/\\\"}
+status=$(curl -s -o /dev/null -w '%{http_code}' -K- "$url" <<<"user = \"$user:$quoted\"")
 [ "$status" = 200 ] || die "$url answered $status to $user, expected 200"
 say "checked: $url answers 401 without credentials and 200 to $user"
 

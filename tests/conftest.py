@@ -10,6 +10,27 @@ import pytest
 from tests.support.server import RegistryServer, start_server
 
 _names = itertools.count()
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a figure the test measured (rates, latencies, memory): pytest hides what passing
+    tests print, so the figures are printed together at the end of the run, where CI keeps them."""
+    figures = request.config.stash.setdefault(_FIGURES, [])
+
+    def report(text: str) -> None:
+        figures.append(f"{request.node.name}:\n  " + text.strip().replace("\n", "\n  "))
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, [])
+    if figures:
+        terminalreporter.section("figures measured")
+        for figure in figures:
+            terminalreporter.write_line(figure)
 
 
 @pytest.fixture(scope="module")

@@ -204,7 +204,7 @@ def load_server(tmp_path: Path) -> Iterator[RegistryServer]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
-def test_pushers_and_pullers_at_once_see_no_errors(load_server: RegistryServer) -> None:
+def test_pushers_and_pullers_at_once_see_no_errors(load_server: RegistryServer, report_figure) -> None:
     server, ledger = load_server, Ledger()
     seed = Random(1234)
     shared = [seed.randbytes(seed.randint(*LAYER_SIZES)) for _ in range(SHARED_LAYERS)]
@@ -252,8 +252,8 @@ def test_pushers_and_pullers_at_once_see_no_errors(load_server: RegistryServer) 
     hung = [thread.name for thread in workers if thread.is_alive()]
 
     pulls = ledger.pull_seconds
-    print(
-        f"\n{PUSHERS} pushers, {PULLERS} pullers, {elapsed:.1f}s: "
+    report_figure(
+        f"{PUSHERS} pushers, {PULLERS} pullers, {elapsed:.1f}s: "
         f"pushed {ledger.pushed_images} images = {ledger.pushed_images / elapsed:.1f} images/s "
         f"({ledger.pushed_bytes / MIB / elapsed:.1f} MiB/s), "
         f"pulled {ledger.pulled_images} images = {ledger.pulled_images / elapsed:.1f} images/s "

@@ -229,6 +229,7 @@ def test_image_runs_as_its_user_without_compilers_and_refuses_an_unwritable_data
     assert state["ExitCode"] != 0, output
     assert "storage.filesystem.rootdirectory" in output, output
     assert "not writable" in output, output
+    assert "chown -R 10001:10001 the data directory" in output, output
 
 
 def wait_for_exit(docker: DockerCLI, container: str, seconds: int) -> dict[str, object]:
@@ -336,7 +337,7 @@ def build_big_image(docker: DockerCLI, base: str, context: Path, tag: str) -> tu
 
 
 def test_three_pushers_and_ten_pullers_through_nginx_for_a_minute(
-    docker: DockerCLI, deployment: Deployment, proxy: Nginx, inventory: Inventory
+    docker: DockerCLI, deployment: Deployment, proxy: Nginx, inventory: Inventory, report_figure
 ) -> None:
     """The concurrent-clients workload of test_concurrent_clients.py, through nginx and the stack.
 
@@ -378,7 +379,7 @@ def test_three_pushers_and_ten_pullers_through_nginx_for_a_minute(
             each.close()
     elapsed = time.monotonic() - started
     hung = [thread.name for thread in workers if thread.is_alive()]
-    print(load_report(ledger, elapsed))
+    report_figure(load_report(ledger, elapsed))
 
     assert not hung, f"workers still running after {LOAD_HARD_LIMIT}s: {hung}"
     assert ledger.errors == [], "\n".join(ledger.errors[:20])

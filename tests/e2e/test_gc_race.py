@@ -549,7 +549,9 @@ def race_server(tmp_path: Path) -> Iterator[RegistryServer]:
         server.stop()
 
 
-def test_collections_in_a_loop_while_clients_push_and_pull(race_server: RegistryServer) -> None:
+def test_collections_in_a_loop_while_clients_push_and_pull(
+    race_server: RegistryServer, report_figure
+) -> None:
     server, ledger = race_server, Ledger()
     seed = Random(4242)
     common = [seed.randbytes(seed.randint(*LAYER_SIZES)) for _ in range(COMMON_LAYERS)]
@@ -600,7 +602,7 @@ def test_collections_in_a_loop_while_clients_push_and_pull(race_server: Registry
         thread.join(timeout=max(0.0, started + HARD_LIMIT - time.monotonic()))
     elapsed = time.monotonic() - started
     hung = [thread.name for thread in threads if thread.is_alive()]
-    print("\n" + summary(ledger, elapsed))
+    report_figure(summary(ledger, elapsed))
 
     assert not hung, f"workers still running after {HARD_LIMIT}s: {hung}"
     assert ledger.blob_unknown() == [], failures(ledger.blob_unknown(), ledger)

@@ -211,7 +211,7 @@ def big_server(tmp_path: Path) -> Iterator[RegistryServer]:
     assert not server.root.exists(), f"could not remove {server.root}"
 
 
-def test_2gib_blob_streams_in_and_out_in_bounded_memory(big_server: RegistryServer) -> None:
+def test_2gib_blob_streams_in_and_out_in_bounded_memory(big_server: RegistryServer, report_figure) -> None:
     server = big_server
     session = server.session()
     content = Content(BLOB_SIZE)
@@ -242,8 +242,8 @@ def test_2gib_blob_streams_in_and_out_in_bounded_memory(big_server: RegistryServ
     check_range(session, server, digest, content, BLOB_SIZE - BLOCK - 4099, BLOB_SIZE)
     check_range(session, server, digest, content, GIB - 10, GIB + 10)  # across a block boundary
 
-    print(
-        f"\n2 GiB blob: server RSS pristine {pristine / MIB:.1f} MiB, "
+    report_figure(
+        f"2 GiB blob: server RSS pristine {pristine / MIB:.1f} MiB, "
         f"idle baseline {baseline / MIB:.1f} MiB, "
         f"peak during push {push_rss.server_peak / MIB:.1f} MiB "
         f"({(push_rss.server_peak - baseline) / MIB:+.1f}), "

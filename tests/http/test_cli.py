@@ -9,6 +9,7 @@ import pytest
 
 from cargobay.auth.htpasswd import parse_htpasswd
 from tests.support.server import free_port
+from tests.support.tools import unavailable
 
 
 def cargobay(*args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 20):
@@ -68,6 +69,29 @@ def test_user_add_passwd_delete_list(tmp_path: Path) -> None:
     missing = cargobay("user", "delete", "qa", "--file", str(path))
     assert missing.returncode == 2
     assert "not in" in missing.stderr
+
+
+def test_user_passwd_as_root_keeps_the_owner_the_registry_reads_the_file_as(tmp_path: Path) -> None:
+    """`sudo cargobay user passwd` on a deployed file must leave it readable by the image's user."""
+    if os.getuid() != 0:
+        unavailable("changing a file's owner needs root")
+    path = tmp_path / "registry.htpasswd"
+    assert (
+        cargobay(
+            "user", "add", "ci", "--file", str(path), "--password-stdin", "--cost", "4", stdin="a\n"
+        ).returncode
+        == 0
+    )
+    os.chown(path, 10001, 10001)
+    path.chmod(0o440)
+    assert (
+        cargobay(
+            "user", "passwd", "ci", "--file", str(path), "--password-stdin", "--cost", "4", stdin="b\n"
+        ).returncode
+        == 0
+    )
+    stat = path.stat()
+    assert (stat.st_uid, stat.st_gid, oct(stat.st_mode & 0o777)) == (10001, 10001, "0o440")
 
 
 def test_user_add_refuses_an_empty_password(tmp_path: Path) -> None:

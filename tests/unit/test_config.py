@@ -2,10 +2,13 @@
 
 import datetime
 import logging
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cargobay.cli.serve import check_writable
 from cargobay.config import ConfigError, load_settings
 from cargobay.durations import parse_duration
 
@@ -178,3 +181,22 @@ cargobay:
 def test_bad_retention_rules_name_the_key(tmp_path: Path, rule: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(write(tmp_path, f"cargobay:\n  retention:\n    rules: [{rule}]\n"), {})
+
+
+def test_the_write_check_probes_the_directories_of_a_registry2_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree registry:2 left as root: the top may be writable while blobs/ is not."""
+    blobs = tmp_path / "docker/registry/v2/blobs"
+    blobs.mkdir(parents=True)
+    real = tempfile.NamedTemporaryFile
+
+    def refuse_in_blobs(*args: Any, **kwargs: Any) -> Any:
+        if Path(kwargs["dir"]) == blobs:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse_in_blobs)
+    with pytest.raises(ConfigError, match=f"{blobs} is not writable by uid .*chown -R"):
+        check_writable(tmp_path)
+    check_writable(tmp_path / "fresh")  # a new directory: only the top is checked

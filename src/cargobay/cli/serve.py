@@ -12,6 +12,7 @@ from cargobay.cli.errors import CommandError
 from cargobay.config import ConfigError, find_config_file, load_settings
 from cargobay.http.app import create_app
 from cargobay.http.server import default_workers, run_server, ssl_context
+from cargobay.storage import layout
 
 log = logging.getLogger("cargobay")
 
@@ -83,12 +84,17 @@ def configure_logging(level: int) -> None:
 
 
 def check_writable(root: Path) -> None:
-    """Fail at startup, not at the first push, when the data directory cannot be written."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".cargobay-write-check-"):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"storage.filesystem.rootdirectory: {root} is not writable by uid {os.getuid()}: {error.strerror}"
-        ) from None
+    """Fail at startup, not at the first push, when the data directory cannot be written:
+    the top and, in a tree registry:2 left (often root's), the directories pushes write in."""
+    for directory in (root, root / layout.BLOBS, root / layout.REPOSITORIES):
+        if directory != root and not directory.is_dir():
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".cargobay-write-check-"):
+                pass
+        except OSError as error:
+            raise ConfigError(
+                f"storage.filesystem.rootdirectory: {directory} is not writable by uid {os.getuid()}: "
+                f"{error.strerror} (on the host: chown -R {os.getuid()}:{os.getgid()} the data directory)"
+            ) from None

@@ -113,14 +113,20 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    """Replace the file atomically, keeping its permissions (0640 for a new one)."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o640
+    """Replace the file atomically, keeping its permissions and owner (0640 for a new one):
+    run as root on a deployed file, a new owner would lock the registry's user out of it."""
+    existing = path.stat() if path.exists() else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as handle:
             handle.write("".join(f"{line}\n" for line in lines))
-        os.chmod(temp, mode)
+        if existing is None:
+            os.chmod(temp, 0o640)
+        else:
+            if (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
+                os.chown(temp, existing.st_uid, existing.st_gid)
+            os.chmod(temp, existing.st_mode & 0o7777)
         os.replace(temp, path)
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror}") from None
