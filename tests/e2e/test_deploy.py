@@ -270,6 +270,11 @@ def test_shipped_stack_runs_one_healthy_task_on_loopback(docker: DockerCLI, depl
 def test_docker_login_push_pull_and_run_through_nginx(
     docker: DockerCLI, proxy: Nginx, inventory: Inventory, tmp_path: Path
 ) -> None:
+    for credentials, status in ((None, 401), ((USER, PASSWORD), 200)):
+        answer = http_session(credentials).get(f"{proxy.url}/v2/", timeout=HTTP_TIMEOUT)
+        assert answer.status_code == status
+        # the site adds the header only where cargobay did not: exactly one, either way
+        assert answer.raw.headers.getlist("Docker-Distribution-Api-Version") == ["registry/2.0"]
     wrong = docker.login(proxy.host, USER, f"not-{PASSWORD}", check=False)
     assert wrong.returncode != 0
     assert "unauthorized" in wrong.stderr.lower(), wrong.stderr
