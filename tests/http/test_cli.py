@@ -1,6 +1,7 @@
 """The `cargobay` command as a user runs it: version, user management, startup errors."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,26 @@ def test_serve_stops_with_one_clear_sentence(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_stops_with_one_sentence_when_the_address_is_taken_or_unknown(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for addr, message in (
+            (f"127.0.0.1:{port}", f"http.addr: cannot listen on 127.0.0.1:{port}: Address already in use"),
+            ("no-such-host.invalid:5000", "http.addr: no-such-host.invalid:5000: cannot resolve the host"),
+        ):
+            for workers in ("1", "2"):
+                result = cargobay(
+                    "serve", str(config), "--workers", workers, env={"REGISTRY_HTTP_ADDR": addr}
+                )
+                assert result.returncode == 2, result.stderr
+                assert message in result.stderr
+                assert "Traceback" not in result.stderr
 
 
 def test_serve_refuses_a_non_bcrypt_htpasswd_naming_the_line(tmp_path: Path) -> None:

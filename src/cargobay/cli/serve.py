@@ -11,7 +11,7 @@ from cargobay.auth.htpasswd import HtpasswdError
 from cargobay.cli.errors import CommandError
 from cargobay.config import ConfigError, find_config_file, load_settings
 from cargobay.http.app import create_app
-from cargobay.http.server import default_workers, run_server, ssl_context
+from cargobay.http.server import check_listen_address, default_workers, run_server, ssl_context
 from cargobay.storage import layout
 
 log = logging.getLogger("cargobay")
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             check_writable(settings.root_directory)
         create_app(settings)  # every check a worker would make, made once, here
         ssl_context(settings)
+        check_listen_address(settings)
     except (ConfigError, HtpasswdError) as error:
         raise CommandError(str(error)) from None
     workers = default_workers() if args.workers is None else args.workers

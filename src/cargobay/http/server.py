@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
 import time
 from types import FrameType
@@ -42,6 +43,26 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as error:
         raise ConfigError(f"http.tls: cannot load certificate and key: {error}") from None
     return context
+
+
+def check_listen_address(settings: Settings) -> None:
+    """Bind the address once before serving, so that a taken port or an unknown host stops
+    startup with one sentence naming `http.addr`, not a traceback from every worker."""
+    host, port = settings.listen_host or None, settings.listen_port
+    shown = f"{host or ''}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ConfigError(f"http.addr: {shown}: cannot resolve the host: {error.strerror}") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise ConfigError(f"http.addr: cannot listen on {shown}: {error.strerror}") from None
 
 
 def run_server(settings: Settings, workers: int) -> int:
