@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cargobay.auth.htpasswd import HtpasswdAuthenticator, HtpasswdError, hash_password, parse_htpasswd
+from cargobay.auth.htpasswd import (
+    HtpasswdAuthenticator,
+    HtpasswdError,
+    decoy_hash,
+    hash_password,
+    parse_htpasswd,
+)
 from tests.support.tools import require_tool
 
 
@@ -88,3 +94,11 @@ def test_bcrypt_runs_off_the_loop_once_per_new_login_for_known_and_unknown_users
     assert asyncio.run(scenario()) == [True, True, False, False]
     assert len(calls) == 3
     assert all(name.startswith("cargobay-blocking") for name in calls)
+
+
+def test_the_decoy_for_unknown_users_costs_what_most_users_hashes_cost() -> None:
+    """A file mixing `htpasswd -B` (cost 5) and `cargobay user add` (cost 10) entries."""
+    mixed = {"a": hash_password("x", cost=5).encode(), "b": hash_password("x", cost=5).encode()}
+    mixed["c"] = hash_password("x", cost=6).encode()
+    assert decoy_hash(mixed).startswith(b"$2b$05$")
+    assert decoy_hash({}).startswith(b"$2b$10$")

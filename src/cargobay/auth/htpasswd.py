@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,14 @@ class _FileState:
     mtime_ns: int
 
 
+def decoy_hash(entries: dict[str, bytes]) -> bytes:
+    """What an unknown user's password is checked against, at the cost most users' hashes
+    have, so that an unknown user takes as long as a wrong password (no user enumeration)."""
+    costs = Counter(_cost_of(hashed) for hashed in entries.values())
+    cost = costs.most_common(1)[0][0] if costs else DEFAULT_COST
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+
+
 class HtpasswdAuthenticator:
     """Checks credentials against an htpasswd file, reloading it when it changes."""
 
@@ -91,8 +100,7 @@ class HtpasswdAuthenticator:
         self._reload_lock = asyncio.Lock()
         self._next_check = 0.0
         self._state, self._entries = self._load()
-        cost = _cost_of(next(iter(self._entries.values()))) if self._entries else DEFAULT_COST
-        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+        self._dummy = decoy_hash(self._entries)
 
     def _load(self) -> tuple[_FileState, dict[str, bytes]]:
         try:
@@ -134,9 +142,11 @@ class HtpasswdAuthenticator:
             if _FileState(st.st_ino, st.st_size, st.st_mtime_ns) == self._state:
                 return
             try:
-                self._state, self._entries = await run_blocking(self._load)
+                state, entries = await run_blocking(self._load)
             except HtpasswdError as error:
                 log.error("%s; keeping the users loaded before", error)
                 return
+            self._dummy = await run_blocking(decoy_hash, entries)
+            self._state, self._entries = state, entries
             self._remembered.clear()
             log.info("reloaded htpasswd file %s: %d users", self.path, len(self._entries))
