@@ -251,6 +251,12 @@ class _Reader:
         except ValueError as error:
             raise ConfigError(f"{key}: {error}") from None
 
+    def _positive_duration(self, key: str, default: datetime.timedelta) -> datetime.timedelta:
+        duration = self._duration(key, default)
+        if duration <= datetime.timedelta(0):
+            raise ConfigError(f"{key}: {self.get(key)!r} must be longer than 0, e.g. 24h")
+        return duration
+
     def _headers(self) -> tuple[tuple[str, str], ...]:
         headers = self.get("http.headers", {}) or {}
         if not isinstance(headers, dict):
@@ -258,6 +264,8 @@ class _Reader:
         pairs: list[tuple[str, str]] = []
         for name, values in headers.items():
             for value in values if isinstance(values, list) else [values]:
+                if not isinstance(value, str | int | float) or isinstance(value, bool):
+                    raise ConfigError(f"http.headers.{name}: {value!r} is not a header value: use a string")
                 pairs.append((str(name), str(value)))
         return tuple(pairs)
 
@@ -285,8 +293,8 @@ class _Reader:
             return default
         return UploadPurging(
             enabled=self._bool("storage.maintenance.uploadpurging.enabled", default.enabled),
-            age=self._duration("storage.maintenance.uploadpurging.age", default.age),
-            interval=self._duration("storage.maintenance.uploadpurging.interval", default.interval),
+            age=self._positive_duration("storage.maintenance.uploadpurging.age", default.age),
+            interval=self._positive_duration("storage.maintenance.uploadpurging.interval", default.interval),
             dry_run=self._bool("storage.maintenance.uploadpurging.dryrun", default.dry_run),
         )
 
@@ -326,9 +334,10 @@ class _Reader:
         path = self.get("auth.htpasswd.path")
         if not path:
             raise ConfigError("auth.htpasswd.path: required: the htpasswd file with bcrypt entries")
-        return HtpasswdSettings(
-            realm=str(self.get("auth.htpasswd.realm", "Registry Realm")), path=Path(str(path))
-        )
+        realm = self.get("auth.htpasswd.realm", "Registry Realm")
+        if not isinstance(realm, str) or not realm:
+            raise ConfigError(f"auth.htpasswd.realm: {realm!r} is not a realm: use a string")
+        return HtpasswdSettings(realm=realm, path=Path(str(path)))
 
 
 def _retention_rule(rule: Any, key: str) -> RetentionRule:
