@@ -1,14 +1,17 @@
 """`/v2/<name>/blobs/uploads/`: every way a client uploads, and every way it can get it wrong."""
 
+import base64
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 from tests.support.client import errors_of, push_blob, sha256
-from tests.support.server import RegistryServer
+from tests.support.server import PASSWORD, USER, RegistryServer
 
 
 def start(session: requests.Session, url: str, repo: str) -> requests.Response:
@@ -92,6 +95,32 @@ def test_out_of_order_and_overlapping_chunks_get_416_and_change_nothing(
     assert status.headers["Range"] == "0-99"
     done = session.put(location, params={"digest": sha256(b"a" * 100)})
     assert done.status_code == 201
+
+
+def test_a_chunk_that_breaks_off_mid_body_leaves_the_upload_as_it_was(
+    registry: RegistryServer, repo: str
+) -> None:
+    session = registry.session()
+    location = start(session, registry.url, repo).headers["Location"]
+    assert session.patch(location, data=b"a" * 100, headers={"Content-Range": "0-99"}).status_code == 202
+    path = urlsplit(location)._replace(scheme="", netloc="").geturl()
+    credentials = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    chunk = os.urandom(8 << 20)  # several of the server's write blocks
+    with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as client:
+        client.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: {registry.host}\r\nAuthorization: Basic {credentials}\r\n"
+            f"Content-Range: 100-{100 + len(chunk) - 1}\r\nContent-Length: {len(chunk)}\r\n\r\n".encode()
+            + chunk[: len(chunk) // 2]
+        )
+        time.sleep(0.5)  # the server has written part of the chunk when the client goes away
+    deadline = time.monotonic() + 10
+    while session.get(location).headers["Range"] != "0-99" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session.get(location).headers["Range"] == "0-99"
+    resumed = session.patch(location, data=chunk, headers={"Content-Range": f"100-{100 + len(chunk) - 1}"})
+    assert resumed.status_code == 202, resumed.text
+    done = session.put(location, params={"digest": sha256(b"a" * 100 + chunk)})
+    assert done.status_code == 201, done.text
 
 
 def test_broken_content_range_is_400_and_changes_nothing(registry: RegistryServer, repo: str) -> None:

@@ -85,7 +85,8 @@ class UploadSessions:
 
         A chunk that does not start where the upload ends is refused before a
         byte is written; a chunk whose length differs from what the client
-        announced is cut off again, so a refused chunk leaves the session as it was.
+        announced, or that breaks off, is cut off again, so a refused chunk leaves the
+        session as it was.
         """
         async with self._lock(upload_id):
             size = await self._stored_size(name, upload_id)
@@ -94,9 +95,13 @@ class UploadSessions:
             running = await self._running_hash(name, upload_id, size)
             data_path = layout.upload_data(name, upload_id)
             self._hashes.pop(upload_id, None)  # until the write succeeds, the hash is suspect
-            written = await _hash_and_append(
-                await self._driver.open_append(data_path), chunks, running.hasher
-            )
+            try:
+                written = await _hash_and_append(
+                    await self._driver.open_append(data_path), chunks, running.hasher
+                )
+            except BaseException:  # the client went away mid-chunk: none of it was accepted
+                await self._driver.truncate(data_path, size)
+                raise
             if length is not None and written != length:
                 await self._driver.truncate(data_path, size)
                 raise BlobUploadInvalid(f"chunk has {written} bytes but Content-Range announced {length}")
