@@ -87,23 +87,19 @@ def test_delete_is_refused_when_deletion_is_disabled(start_registry) -> None:
 def test_hostile_repository_names_are_400_name_invalid(registry: RegistryServer) -> None:
     session = registry.session()
     digest = sha256(b"x")
-    for name in ["UPPER/case", "a//b", "-lead", "a/-b", "trailing/", "x" * 300, "a..b", "a/./b"]:
+    for name in ["UPPER/case", "a//b", "-lead", "a/-b", "trailing/", "x" * 300, "a..b"]:
         response = session.get(f"{registry.url}/v2/{name}/blobs/{digest}")
-        assert response.status_code in (400, 404), name
-        if response.status_code == 400:
-            assert errors_of(response) == ["NAME_INVALID"], name
+        assert response.status_code == 400, name
+        assert errors_of(response) == ["NAME_INVALID"], name
 
 
 def test_path_traversal_never_reaches_the_file_system(registry: RegistryServer) -> None:
-    for path in [
-        "/v2/..%2F..%2Fetc/blobs/uploads/",
-        "/v2/%2e%2e/%2e%2e/etc/tags/list",
-        "/v2/a/../../../../etc/passwd/tags/list",
+    for method, path, status, code in [
+        ("POST", "/v2/..%2F..%2Fetc/blobs/uploads/", 400, "NAME_INVALID"),
+        ("GET", "/v2/%2e%2e/%2e%2e/etc/tags/list", 400, "NAME_INVALID"),
+        # the client resolves the dots itself: what arrives is a path outside /v2/
+        ("GET", "/v2/a/../../../../etc/passwd/tags/list", 404, "UNSUPPORTED"),
     ]:
-        response = requests.request(
-            "POST" if path.endswith("uploads/") else "GET",
-            registry.url + path,
-            auth=registry.credentials,
-        )
-        assert response.status_code in (400, 404), path
-        assert response.json()["errors"][0]["code"] in ("NAME_INVALID", "UNSUPPORTED", "NAME_UNKNOWN")
+        response = requests.request(method, registry.url + path, auth=registry.credentials)
+        assert response.status_code == status, path
+        assert errors_of(response) == [code], path

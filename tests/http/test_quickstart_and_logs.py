@@ -8,6 +8,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support.client import errors_of, push_image
+from tests.support.datadir import blob_data_path
 from tests.support.server import RegistryServer, free_port
 
 
@@ -66,3 +68,19 @@ def test_errors_never_reach_the_client_as_tracebacks(registry: RegistryServer) -
     )
     assert response.status_code == 400
     assert "Traceback" not in response.text
+
+
+def test_an_internal_error_is_a_json_500_and_a_logged_traceback(registry: RegistryServer) -> None:
+    """Storage broken under the server (a blob's data file turned into a symlink loop)."""
+    session = registry.session()
+    image = push_image(session, registry.url, "broken/storage", "v1")
+    data = blob_data_path(registry.root, image.digest)
+    data.unlink()
+    data.symlink_to(data)
+    response = session.get(f"{registry.url}/v2/broken/storage/manifests/v1")
+    assert response.status_code == 500
+    assert errors_of(response) == ["UNKNOWN"]
+    assert "Traceback" not in response.text
+    assert "symbolic links" not in response.text
+    assert "unexpected error serving GET /v2/broken/storage/manifests/v1" in registry.log()
+    assert "Traceback" in registry.log()
