@@ -196,7 +196,7 @@ def digest_of_file(path: Path) -> str:
 @pytest.fixture
 def load_server(tmp_path: Path) -> Iterator[RegistryServer]:
     """A server with auth for this test alone; its storage (about a GiB after a run) is removed after."""
-    server = start_server(tmp_path / "server")
+    server = start_server(tmp_path / "server", workers=2)  # as deployed: one per core
     try:
         yield server
     finally:

@@ -542,7 +542,7 @@ def failures(messages: list[str], ledger: Ledger) -> str:
 
 @pytest.fixture
 def race_server(tmp_path: Path) -> Iterator[RegistryServer]:
-    server = start_server(tmp_path / "server")
+    server = start_server(tmp_path / "server", workers=2)  # as deployed: one per core
     try:
         yield server
     finally:
