@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from cargobay.blocking import run_blocking
+from cargobay.blocking import run_bulk
 from cargobay.registry import links
 from cargobay.registry.blobs import Blob, BlobStore
 from cargobay.registry.catalog import walk_repositories
@@ -203,7 +203,7 @@ class UploadSessions:
 async def _hash_stream(chunks: AsyncIterator[bytes], algorithm: str) -> "hashlib._Hash":
     hasher = hashlib.new(algorithm)
     async for chunk in chunks:
-        await run_blocking(hasher.update, chunk)
+        await run_bulk(hasher.update, chunk)
     return hasher
 
 
@@ -215,7 +215,7 @@ async def _hash_and_append(appender: Appender, chunks: AsyncIterable[bytes], has
         async for block in _blocks(chunks):
             if pending is not None:
                 await pending
-            pending = asyncio.gather(run_blocking(hasher.update, block), appender.write(block))
+            pending = asyncio.gather(run_bulk(hasher.update, block), appender.write(block))
             written += len(block)
         if pending is not None:
             await pending

@@ -1,7 +1,8 @@
 """The filesystem driver: the default, embedded, no service needed.
 
-Every system call leaves the event loop through `run_blocking`. Atomic
-replacement is a write to a hidden temporary file in the same directory and
+Every system call leaves the event loop through `run_blocking`, and the writes of
+upload bytes through `run_bulk` (see `cargobay.blocking`). Atomic replacement is a
+write to a hidden temporary file in the same directory and
 `os.replace`, so a crash leaves the old file or the new one.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cargobay.blocking import run_blocking
+from cargobay.blocking import run_blocking, run_bulk
 from cargobay.storage.driver import FileInfo, PathNotFound, check_path
 from cargobay.storage.locks import FileReadWriteLock
 
@@ -26,7 +27,7 @@ class FileAppender:
         self._handle = handle
 
     async def write(self, data: bytes) -> None:
-        await run_blocking(self._handle.write, data)
+        await run_bulk(self._handle.write, data)
 
     async def close(self) -> None:
         await run_blocking(self._handle.close)
