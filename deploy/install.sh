@@ -172,9 +172,11 @@ if [ "$with_nginx" = 1 ]; then
     site="$nginx_dir/sites-available/docker-registry.nginx"
     link="$nginx_dir/sites-enabled/docker-registry.nginx"
     site_changed=0
-    if ! cmp -s "$HERE/docker-registry.nginx" "$site"; then
+    # the shipped site with the upstream at the published port
+    rendered=$(sed "s/127\.0\.0\.1:5000;/127.0.0.1:$port;/" "$HERE/docker-registry.nginx")
+    if [ "$rendered" != "$(cat "$site" 2>/dev/null)" ]; then
         mkdir -p "$(dirname "$site")"
-        cp "$HERE/docker-registry.nginx" "$site"
+        printf '%s\n' "$rendered" > "$site"
         changed "nginx site $site"
         site_changed=1
     else
@@ -189,8 +191,9 @@ if [ "$with_nginx" = 1 ]; then
         unchanged "nginx site enabled"
     fi
     if [ "$site_changed" = 1 ]; then
-        nginx -t -q || die "nginx -t failed: fix the configuration above, then run this again"
-        nginx -s reload 2>/dev/null || systemctl reload nginx
+        nginx_conf=(-c "$nginx_dir/nginx.conf")
+        nginx "${nginx_conf[@]}" -t -q || die "nginx -t failed: fix the configuration above, then run this again"
+        nginx "${nginx_conf[@]}" -s reload 2>/dev/null || systemctl reload nginx
         changed "nginx reloaded"
     fi
 fi
