@@ -1,9 +1,12 @@
 """The `cargobay` command as a user runs it: version, user management, startup errors."""
 
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,47 @@ def test_user_passwd_as_root_keeps_the_owner_the_registry_reads_the_file_as(tmp_
     )
     stat = path.stat()
     assert (stat.st_uid, stat.st_gid, oct(stat.st_mode & 0o777)) == (10001, 10001, "0o440")
+
+
+def test_user_add_prompts_for_the_password_without_echoing_it(tmp_path: Path) -> None:
+    """A person at a terminal: the password is asked twice and never shown."""
+    path = tmp_path / "htpasswd"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: cargobay on the terminal
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "cargobay", "user", "add", "ci", "--file", str(path), "--cost", "4"],
+        )
+    seen = b""
+    try:
+        for prompt in (b"New password: ", b"Re-type new password: "):
+            deadline = time.monotonic() + 20
+            while not seen.endswith(prompt) and time.monotonic() < deadline:
+                if select.select([terminal], [], [], 0.5)[0]:
+                    seen += os.read(terminal, 1024)
+            assert seen.endswith(prompt), seen
+            os.write(terminal, b"typed-secret\n")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(terminal, 1024)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"typed-secret" not in seen
+    assert (
+        cargobay(
+            "user", "check", "ci", "--file", str(path), "--password-stdin", stdin="typed-secret\n"
+        ).returncode
+        == 0
+    )
 
 
 def test_user_add_refuses_an_empty_password(tmp_path: Path) -> None:
