@@ -184,6 +184,13 @@ def test_accept_negotiation(registry: RegistryServer, repo: str) -> None:
     refused = session.get(url, headers={"Accept": DOCKER_MANIFEST})
     assert refused.status_code == 404
     assert errors_of(refused) == ["MANIFEST_UNKNOWN"]
+    # a digest names exact bytes: they are served whatever the Accept header lists
+    by_digest = session.get(
+        f"{registry.url}/v2/{repo}/manifests/{refused.json()['errors'][0]['detail']['digest']}",
+        headers={"Accept": DOCKER_MANIFEST},
+    )
+    assert by_digest.status_code == 200
+    assert by_digest.headers["Content-Type"] == OCI_MANIFEST
 
 
 def push_index(

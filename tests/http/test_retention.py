@@ -79,16 +79,20 @@ def test_keep_newest_and_keep_tags(server: RegistryServer) -> None:
 def test_max_age_spares_what_was_pulled_recently(server: RegistryServer) -> None:
     session = server.session()
     pulled = push_image(session, server.url, "nightly/db", "pulled")
+    push_image(session, server.url, "nightly/db", "checked")
     push_image(session, server.url, "nightly/db", "ignored")
     assert session.get(f"{server.url}/v2/nightly/db/manifests/pulled").status_code == 200
+    # a client whose copy is up to date only asks HEAD: the image is still in use
+    assert session.head(f"{server.url}/v2/nightly/db/manifests/checked").status_code == 200
     assert "would delete 0 tags" in retention(server, "--dry-run", "--now", "+30m")  # younger than 1h
     later = retention(server, "--dry-run", "--now", "+2h")
     assert "would delete nightly/db:ignored" in later
     assert "nightly/db:pulled" not in later  # pulled 2h before, within 24h
+    assert "nightly/db:checked" not in later
     two_days = retention(server, "--dry-run", "--now", "+48h")
     assert f"would delete nightly/db:pulled ({pulled.digest})" in two_days  # the pull is too old now
     retention(server, "--apply", "--now", "+2h")
-    assert tags(server, "nightly/db") == ["pulled"]
+    assert tags(server, "nightly/db") == ["checked", "pulled"]
 
 
 def test_expiry_from_a_manifest_annotation(server: RegistryServer) -> None:

@@ -228,14 +228,16 @@ def test_cross_repository_mount(registry: RegistryServer, repo: str) -> None:
     assert session.get(f"{registry.url}/v2/{repo}-copy/blobs/{digest}").content == b"shared layer"
 
 
-def test_mount_of_an_unknown_blob_falls_back_to_an_upload(registry: RegistryServer, repo: str) -> None:
+def test_a_mount_that_cannot_be_done_falls_back_to_an_upload(registry: RegistryServer, repo: str) -> None:
     session = registry.session()
-    response = session.post(
-        f"{registry.url}/v2/{repo}/blobs/uploads/",
-        params={"mount": sha256(b"nowhere"), "from": f"{repo}-missing"},
-    )
-    assert response.status_code == 202
-    assert "Docker-Upload-UUID" in response.headers
+    unknown_blob = {"mount": sha256(b"nowhere"), "from": f"{repo}-missing"}
+    malformed_source = {"mount": sha256(b"nowhere"), "from": "../Not A Repo"}
+    malformed_digest = {"mount": "sha256:short", "from": repo}
+    for params in (unknown_blob, malformed_source, malformed_digest):
+        response = session.post(f"{registry.url}/v2/{repo}/blobs/uploads/", params=params)
+        assert response.status_code == 202, params
+        location = response.headers["Location"]
+        assert session.put(location, params={"digest": sha256(b"data")}, data=b"data").status_code == 201
 
 
 def test_the_same_blob_pushed_twice_is_fine(registry: RegistryServer, repo: str) -> None:

@@ -5,17 +5,18 @@ from aiohttp import web
 from cargobay.http.context import REGISTRY, SETTINGS
 from cargobay.http.params import repository_name
 from cargobay.http.urls import absolute_url
+from cargobay.registry.digests import is_digest
 from cargobay.registry.errors import ManifestTooLarge, ManifestUnknown
 from cargobay.registry.manifests import MAX_MANIFEST_BYTES, Manifest
 
 
 async def get_manifest(request: web.Request) -> web.Response:
     name, reference = repository_name(request), request.match_info["reference"]
-    manifest = await request.app[REGISTRY].get_manifest(name, reference, pull=request.method == "GET")
-    if not _acceptable(request, manifest.media_type):
+    manifest = await request.app[REGISTRY].get_manifest(name, reference)
+    if not is_digest(reference) and not _acceptable(request, manifest.media_type):
         raise ManifestUnknown(
             f"manifest {reference} is a {manifest.media_type}, which the Accept header does not list",
-            detail={"mediaType": manifest.media_type},
+            detail={"mediaType": manifest.media_type, "digest": str(manifest.digest)},
         )
     return web.Response(
         body=manifest.payload,
@@ -28,7 +29,9 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 def _acceptable(request: web.Request, media_type: str) -> bool:
-    """No Accept header, a wildcard, or the stored type listed; registry:2 refuses the rest."""
+    """No Accept header, a wildcard, or the stored type listed. Only a tag is negotiated, as
+    registry:2 negotiates a tag (it would convert the rest to schema 1, which cargobay does not
+    serve): a digest names exact bytes, so they are served whatever Accept lists."""
     accepted = {
         part.split(";")[0].strip()
         for header in request.headers.getall("Accept", [])

@@ -15,7 +15,7 @@ from cargobay.http.params import content_range, repository_name
 from cargobay.http.urls import absolute_url
 from cargobay.registry.blobs import Blob
 from cargobay.registry.digests import Digest
-from cargobay.registry.errors import BlobUnknown, DigestInvalid, RegistryError
+from cargobay.registry.errors import BlobUnknown, DigestInvalid, NameInvalid, RegistryError
 from cargobay.registry.names import validate_name
 from cargobay.registry.uploads import UploadStatus
 
@@ -27,8 +27,8 @@ async def start_upload(request: web.Request) -> web.Response:
     if mount is not None and source is not None:
         try:
             blob = await registry.mount_blob(name, validate_name(source), Digest.parse(mount))
-        except BlobUnknown:
-            pass  # not there to mount: the client uploads it instead (202 below)
+        except (BlobUnknown, NameInvalid, DigestInvalid):
+            pass  # nothing to mount: the client uploads it instead (202 below), as the spec and registry:2 do
         else:
             return _blob_created(request, name, blob)
     if "digest" in request.query:

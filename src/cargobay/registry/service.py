@@ -53,11 +53,11 @@ class Registry:
             await self.manifests.put(name, manifest, tag)
         return manifest
 
-    async def get_manifest(self, name: str, reference: str, *, pull: bool = False) -> Manifest:
-        """The manifest; `pull` records it as pulled (a GET, not a HEAD) for retention."""
+    async def get_manifest(self, name: str, reference: str) -> Manifest:
+        """The manifest, recorded as pulled for retention's guard: a HEAD counts, as a client
+        whose image is up to date asks no more than that, and the image is still in use."""
         manifest = await self.manifests.get(name, await self.resolve(name, reference))
-        if pull:
-            await self.pulls.record(name, manifest.digest)
+        await self.pulls.record(name, manifest.digest)
         return manifest
 
     async def resolve(self, name: str, reference: str) -> Digest:
