@@ -108,6 +108,7 @@ class Settings:
     htpasswd: HtpasswdSettings | None = None
     collection: CollectionSchedule = field(default_factory=CollectionSchedule)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    admins: frozenset[str] = frozenset()  # htpasswd users who may call /admin/
 
 
 def find_config_file(explicit: Path | None) -> Path | None:
@@ -228,6 +229,7 @@ class _Reader:
             htpasswd=self._auth(),
             collection=self._collection(),
             retention=self._retention(),
+            admins=self._admins(),
         )
         for key in sorted(_leaf_keys(self.tree) - self.used):
             if not any(key.startswith(u + ".") for u in self.used):
@@ -320,6 +322,14 @@ class _Reader:
                 _retention_rule(rule, f"cargobay.retention.rules[{i}]") for i, rule in enumerate(rules)
             ),
         )
+
+    def _admins(self) -> frozenset[str]:
+        admins = self.get("cargobay.admins", [])
+        if isinstance(admins, str):  # REGISTRY_CARGOBAY_ADMINS=alice
+            admins = [admins]
+        if not isinstance(admins, list) or not all(isinstance(a, str) and a for a in admins):
+            raise ConfigError(f"cargobay.admins: {admins!r} is not valid: use a list of htpasswd user names")
+        return frozenset(admins)
 
     def _auth(self) -> HtpasswdSettings | None:
         auth = self.peek("auth")

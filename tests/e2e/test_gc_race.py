@@ -80,7 +80,7 @@ from tests.support.client import (
     push_image,
     sha256,
 )
-from tests.support.server import RegistryServer, start_server
+from tests.support.server import USER, RegistryServer, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -542,7 +542,9 @@ def failures(messages: list[str], ledger: Ledger) -> str:
 
 @pytest.fixture
 def race_server(tmp_path: Path) -> Iterator[RegistryServer]:
-    server = start_server(tmp_path / "server", workers=2)  # as deployed: one per core
+    server = start_server(
+        tmp_path / "server", workers=2, overrides={"cargobay.admins": [USER]}
+    )  # 2: one per core
     try:
         yield server
     finally:

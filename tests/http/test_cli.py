@@ -162,10 +162,13 @@ def test_serve_stops_with_one_clear_sentence(
         path.write_text(
             config.replace("storage:\n", f"storage:\n  filesystem:\n    rootdirectory: {tmp_path}/d\n")
         )
-    result = cargobay("serve", str(path), env={"REGISTRY_HTTP_ADDR": f"127.0.0.1:{free_port()}", **env})
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    for config_arguments in ([str(path)], ["--config", str(path)]):  # registry:2's form, and ours
+        result = cargobay(
+            "serve", *config_arguments, env={"REGISTRY_HTTP_ADDR": f"127.0.0.1:{free_port()}", **env}
+        )
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_serve_stops_with_one_sentence_when_the_address_is_taken_or_unknown(tmp_path: Path) -> None:

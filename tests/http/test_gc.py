@@ -20,7 +20,7 @@ from tests.support.client import (
     sha256,
 )
 from tests.support.datadir import store_manifest_as_registry2_did
-from tests.support.server import RegistryServer
+from tests.support.server import PASSWORD, USER, RegistryServer, write_htpasswd
 
 
 def gc(server: RegistryServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,7 +131,7 @@ class Scene:
 
 @pytest.fixture
 def server(start_registry) -> RegistryServer:
-    started: RegistryServer = start_registry()
+    started: RegistryServer = start_registry(overrides={"cargobay.admins": [USER]})
     return started
 
 
@@ -239,6 +239,25 @@ def test_admin_endpoint_needs_credentials_and_collects(server: RegistryServer) -
     assert stored_blobs(server) == scene.kept_without_untagged()
     bad = server.session().post(f"{server.url}/admin/gc", params={"grace": "soon"})
     assert bad.status_code == 400
+
+
+def test_admin_endpoint_takes_the_configured_grace_and_mode(start_registry) -> None:
+    server = start_registry(
+        overrides={"cargobay.admins": [USER], "cargobay.gc": {"grace": "0s", "deleteuntagged": True}}
+    )
+    scene = Scene(server)
+    assert server.session().post(f"{server.url}/admin/gc").status_code == 200
+    assert stored_blobs(server) == scene.kept_without_untagged()
+
+
+def test_admin_endpoint_is_only_for_admins(server: RegistryServer) -> None:
+    write_htpasswd(server.config_path.parent / "htpasswd", {USER: PASSWORD, "bob": "builder-7"})
+    time.sleep(1.5)  # the server looks at the file at most once a second
+    orphan = push_blob(server.session(), server.url, "app/web", os.urandom(500))
+    response = server.session(("bob", "builder-7")).post(f"{server.url}/admin/gc", params={"grace": "0"})
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "DENIED"
+    assert orphan in stored_blobs(server)
 
 
 def test_admin_endpoint_is_refused_without_auth(start_registry) -> None:

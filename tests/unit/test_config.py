@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cargobay.cli.serve import check_writable
-from cargobay.config import ConfigError, load_settings
+from cargobay.config import ConfigError, find_config_file, load_settings
 from cargobay.durations import parse_duration
 
 REGISTRY2_DEFAULT = """
@@ -203,3 +203,27 @@ def test_the_write_check_probes_the_directories_of_a_registry2_tree(
     with pytest.raises(ConfigError, match=f"{blobs} is not writable by uid .*chown -R"):
         check_writable(tmp_path)
     check_writable(tmp_path / "fresh")  # a new directory: only the top is checked
+
+
+def test_the_config_file_is_found_where_registry2_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker, distribution = tmp_path / "docker/config.yml", tmp_path / "distribution/config.yml"
+    monkeypatch.setattr("cargobay.config.DEFAULT_CONFIG_PATHS", (docker, distribution))
+    assert find_config_file(None) is None
+    distribution.parent.mkdir()
+    distribution.write_text("version: 0.1\n")
+    assert find_config_file(None) == distribution
+    docker.parent.mkdir()
+    docker.write_text("version: 0.1\n")
+    assert find_config_file(None) == docker
+    assert find_config_file(tmp_path / "mine.yml") == tmp_path / "mine.yml"
+
+
+def test_admins_are_a_list_of_users(tmp_path: Path) -> None:
+    assert load_settings(None, {}).admins == frozenset()
+    listed = load_settings(write(tmp_path, "cargobay:\n  admins: [alice, bob]\n"), {})
+    assert listed.admins == {"alice", "bob"}
+    assert load_settings(None, {"REGISTRY_CARGOBAY_ADMINS": "alice"}).admins == {"alice"}
+    with pytest.raises(ConfigError, match=r"cargobay\.admins"):
+        load_settings(write(tmp_path, "cargobay:\n  admins: {alice: 1}\n"), {})
