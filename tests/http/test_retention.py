@@ -1,5 +1,6 @@
 """Retention rules and pusher-chosen expiry, evaluated with `--now` as the controllable clock."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -8,6 +9,9 @@ import time
 
 import pytest
 
+from cargobay.config import load_settings
+from cargobay.registry.retention import TagDeletion, apply_retention, plan_retention
+from cargobay.storage.filesystem import FilesystemDriver
 from tests.support.client import (
     DOCKER_MANIFEST,
     OCI_CONFIG,
@@ -116,10 +120,10 @@ def test_expiry_from_a_manifest_annotation(server: RegistryServer) -> None:
     assert tags(server, "scratch/pr-42") == []
 
 
-def test_expiry_from_an_image_label(server: RegistryServer) -> None:
-    session = server.session()
-    config = json.dumps({"os": "linux", "config": {"Labels": {"cargobay.expires-after": "2h"}}}).encode()
-    push_blob(session, server.url, "scratch/labelled", config)
+def push_labelled(server: RegistryServer, repo: str, tag: str, expires_after: str) -> None:
+    labels = {"cargobay.expires-after": expires_after}
+    config = json.dumps({"os": "linux", "config": {"Labels": labels}}).encode()
+    push_blob(server.session(), server.url, repo, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -128,11 +132,17 @@ def test_expiry_from_an_image_label(server: RegistryServer) -> None:
             "layers": [],
         }
     ).encode()
-    retag(server, "scratch/labelled", manifest, "tmp")
-    push_image(session, server.url, "scratch/labelled", "forever")
+    retag(server, repo, manifest, tag)
+
+
+def test_expiry_from_an_image_label(server: RegistryServer) -> None:
+    push_labelled(server, "scratch/labelled", "tmp", "2h")
+    push_labelled(server, "scratch/labelled", "overridden", "")  # `LABEL cargobay.expires-after=`
+    push_image(server.session(), server.url, "scratch/labelled", "forever")
     out = retention(server, "--dry-run", "--now", "+3h")
     assert "would delete scratch/labelled:tmp" in out
     assert "forever" not in out
+    assert "overridden" not in out
 
 
 def test_expiry_from_a_label_of_the_images_an_index_lists(server: RegistryServer) -> None:
@@ -178,3 +188,19 @@ def test_scheduled_retention_in_the_server(start_registry) -> None:
         time.sleep(0.2)
     assert tags(server, "tmp/job") == []
     assert "retention deleted tag tmp/job:run-1" in server.log()
+
+
+def test_a_pull_between_the_plan_and_the_deletion_keeps_the_tag(server: RegistryServer) -> None:
+    session = server.session()
+    push_image(session, server.url, "nightly/db", "in-use")
+    driver = FilesystemDriver(server.root)
+    rules = load_settings(server.config_path, {}).retention.rules
+
+    async def plan_pull_apply() -> list[TagDeletion]:
+        plan = await plan_retention(driver, rules, now=time.time() + 2 * 3600)
+        assert [(d.repository, d.tag) for d in plan] == [("nightly/db", "in-use")]
+        assert session.get(f"{server.url}/v2/nightly/db/manifests/in-use").status_code == 200
+        return await apply_retention(driver, plan)
+
+    assert asyncio.run(plan_pull_apply()) == []
+    assert tags(server, "nightly/db") == ["in-use"]

@@ -45,6 +45,7 @@ class TagDeletion:
     tag: str
     digest: Digest
     pushed: float  # the tag link's modification time when the decision was made
+    pulled: float | None  # the manifest's last pull then
     reason: str
 
 
@@ -67,22 +68,26 @@ async def plan_retention(
         for rank, tag in enumerate(tags):
             reason = await _reason_to_delete(driver, name, tag, rank, rule, now)
             if reason is not None and not await _protected(pulls, name, tag, rule, now):
-                deletions.append(TagDeletion(name, tag.name, tag.digest, tag.pushed, reason))
+                pulled = await pulls.last_pull(name, tag.digest)
+                deletions.append(TagDeletion(name, tag.name, tag.digest, tag.pushed, pulled, reason))
     return deletions
 
 
 async def apply_retention(driver: StorageDriver, deletions: list[TagDeletion]) -> list[TagDeletion]:
-    """Delete the planned tags that nobody pushed again since; returns those deleted.
+    """Delete the planned tags that nobody pushed or pulled again since; returns those deleted.
 
-    Under the exclusive collection lock, so a push of the same tag (which holds it
-    shared) lands either before the re-check, and the tag stays, or after.
+    Under the exclusive collection lock, so a push of the same tag or a pull (which
+    hold it shared) lands either before the re-check, and the tag stays, or after.
     """
+    pulls = PullLog(driver)
     done: list[TagDeletion] = []
     async with driver.lock(layout.COLLECTION_LOCK).exclusive():
         for deletion in deletions:
             link = layout.tag_current_link(deletion.repository, deletion.tag)
             if await modified(driver, link) != deletion.pushed:
                 continue  # pushed again since the plan
+            if await pulls.last_pull(deletion.repository, deletion.digest) != deletion.pulled:
+                continue  # pulled since the plan: still in use
             await driver.delete(layout.tag_dir(deletion.repository, deletion.tag))
             log.info(
                 "retention deleted tag %s:%s (%s): %s",
@@ -137,7 +142,7 @@ async def _expiry(driver: StorageDriver, digest: Digest) -> float | None:
     """Seconds of life the pusher gave: a manifest annotation, else the image config's label;
     for an index (what `docker buildx build --push` sends), the same of its platform images."""
     value = await _expiry_value(driver, digest, follow_children=True)
-    if value is None:
+    if not value:  # none, or empty: a `LABEL cargobay.expires-after=` cancelling an inherited one
         return None
     try:
         return parse_duration(value).total_seconds()
