@@ -23,6 +23,8 @@ def test_get_and_head_return_the_bytes_and_their_digest(registry: RegistryServer
     assert head.content == b""
     assert head.headers["Content-Length"] == str(len(data))
     assert head.headers["Docker-Content-Digest"] == digest
+    # a proxy may keep the bytes, but must ask again whether the blob is still there
+    assert head.headers["Cache-Control"] == "no-cache"
 
 
 def test_range_requests_return_206_and_416(registry: RegistryServer, repo: str) -> None:

@@ -12,7 +12,11 @@ from cargobay.http.params import path_digest, repository_name
 from cargobay.registry.blobs import Blob
 from cargobay.registry.service import Registry
 
-IMMUTABLE = "max-age=31536000"  # content addressed: the bytes behind a digest never change
+# The bytes behind a digest never change, so a cache may keep them; but whether this
+# repository still has them is the registry's to say: a cached "yes" to HEAD after a
+# collection would make a client skip an upload, and its manifest push would fail.
+IMMUTABLE = "max-age=31536000"
+ASK_AGAIN = "no-cache"
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -26,7 +30,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Docker-Content-Digest": str(blob.digest),
         "Accept-Ranges": "bytes",
         "Content-Type": "application/octet-stream",
-        "Cache-Control": IMMUTABLE,
+        "Cache-Control": ASK_AGAIN if request.method == "HEAD" else IMMUTABLE,
         "ETag": f'"{blob.digest}"',
     }
     if request.method == "HEAD":  # the size is all a client asks: no file to open
