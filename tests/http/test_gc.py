@@ -348,3 +348,28 @@ def test_an_untagged_index_within_the_grace_period_keeps_its_childrens_layers(
     assert tagged.status_code == 201
     for layer in child.layers:
         assert session.get(f"{server.url}/v2/ci/multi/blobs/{sha256(layer)}").content == layer
+
+
+def test_deleting_an_index_keeps_the_children_another_index_lists(server: RegistryServer) -> None:
+    session = server.session()
+    shared = push_image(session, server.url, "app/multi", "shared", oci=True)
+    only_old = push_image(session, server.url, "app/multi", "only-old", oci=True)
+    for tag in ("shared", "only-old"):
+        session.delete(f"{server.url}/v2/app/multi/manifests/{tag}")
+
+    def index_of(*children: PushedImage) -> bytes:
+        manifests = [descriptor(OCI_MANIFEST, c.manifest) for c in children]
+        return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+
+    old = put_manifest(session, server, "app/multi", "old", index_of(shared, only_old), OCI_INDEX)
+    put_manifest(session, server, "app/multi", "new", index_of(shared), OCI_INDEX)
+    assert session.delete(f"{server.url}/v2/app/multi/manifests/{old}").status_code == 202
+    gc(server, "--grace", "0", "--delete-untagged")
+    assert image_blobs(shared) <= stored_blobs(server)
+    assert not image_blobs(only_old) & stored_blobs(server)
+    child = session.get(
+        f"{server.url}/v2/app/multi/manifests/{shared.digest}", headers={"Accept": OCI_MANIFEST}
+    )
+    assert child.status_code == 200
+    for layer in shared.layers:
+        assert session.get(f"{server.url}/v2/app/multi/blobs/{sha256(layer)}").content == layer
