@@ -46,10 +46,11 @@ def test_tags_of_an_unknown_repository_is_404_name_unknown(registry: RegistrySer
 
 def test_invalid_page_size_is_400(registry: RegistryServer, repo: str) -> None:
     push_image(registry.session(), registry.url, repo)
-    for n in ("-1", "abc"):
-        response = registry.session().get(f"{registry.url}/v2/{repo}/tags/list", params={"n": n})
-        assert response.status_code == 400
-        assert errors_of(response) == ["PAGINATION_NUMBER_INVALID"]
+    for path in (f"/v2/{repo}/tags/list", "/v2/_catalog"):
+        for n in ("-1", "abc"):
+            response = registry.session().get(f"{registry.url}{path}", params={"n": n})
+            assert response.status_code == 400, (path, n)
+            assert errors_of(response) == ["PAGINATION_NUMBER_INVALID"]
 
 
 def test_catalog_lists_repositories_with_pagination(start_registry) -> None:
@@ -116,6 +117,34 @@ def test_referrers_list_and_filter(registry: RegistryServer, repo: str) -> None:
     # deleting the referrer removes it from the list
     session.delete(f"{registry.url}/v2/{repo}/manifests/{sha256(signature)}")
     assert [m["digest"] for m in session.get(url).json()["manifests"]] == [sha256(sbom)]
+
+
+def test_a_referrer_without_artifact_type_is_listed_by_its_config_type(
+    registry: RegistryServer, repo: str
+) -> None:
+    """Older signers put the artifact's type in the config's media type, as OCI 1.1 allows."""
+    session = registry.session()
+    image = push_image(session, registry.url, repo, oci=True)
+    config = b'{"signed": true}'
+    push_blob(session, registry.url, repo, config)
+    artifact = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.example.legacy-sig", config),
+            "layers": [],
+            "subject": descriptor(OCI_MANIFEST, image.manifest),
+        }
+    ).encode()
+    url = f"{registry.url}/v2/{repo}/manifests/{sha256(artifact)}"
+    assert session.put(url, data=artifact, headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    referrers = f"{registry.url}/v2/{repo}/referrers/{image.digest}"
+    listed = session.get(referrers).json()["manifests"]
+    assert [(m["digest"], m["artifactType"]) for m in listed] == [
+        (sha256(artifact), "application/vnd.example.legacy-sig")
+    ]
+    filtered = session.get(referrers, params={"artifactType": "application/vnd.example.legacy-sig"})
+    assert [m["digest"] for m in filtered.json()["manifests"]] == [sha256(artifact)]
 
 
 def test_referrers_of_a_digest_without_any_is_an_empty_index(registry: RegistryServer, repo: str) -> None:
