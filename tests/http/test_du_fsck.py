@@ -284,13 +284,20 @@ def test_fsck_finds_orphaned_uploads(server: RegistryServer) -> None:
     assert "clean" in fsck(server, status=0).stderr
 
 
-def test_fsck_shows_a_progress_bar_on_a_terminal(server: RegistryServer) -> None:
+@pytest.mark.parametrize(
+    ("command", "phases"),
+    [("fsck", ["hash KiB [", "check ["]), ("gc", ["scan [", "mark ["]), ("du", ["measure ["])],
+)
+def test_long_runs_show_a_progress_bar_on_a_terminal(
+    server: RegistryServer, command: str, phases: list[str]
+) -> None:
     session = server.session()
-    push_image(session, server.url, "fsck/tty", "v1", layers=[os.urandom(300_000)])
+    push_image(session, server.url, "tty/one", "v1", layers=[os.urandom(300_000)])
+    push_image(session, server.url, "tty/two", "v1")
     controller, terminal = pty.openpty()
     try:
         process = subprocess.run(
-            [sys.executable, "-m", "cargobay", "fsck", "--config", str(server.config_path)],
+            [sys.executable, "-m", "cargobay", command, "--config", str(server.config_path)],
             stdout=subprocess.PIPE,
             stderr=terminal,
             timeout=120,
@@ -308,6 +315,6 @@ def test_fsck_shows_a_progress_bar_on_a_terminal(server: RegistryServer) -> None
         os.close(controller)
     assert process.returncode == 0
     text = output.decode()
-    assert "hash KiB [" in text
     assert "100% ETA 0:00:00" in text
-    assert "check [" in text
+    for phase in phases:
+        assert phase in text

@@ -62,10 +62,12 @@ async def collect_garbage(
 ) -> CollectionReport:
     report = CollectionReport(dry_run=dry_run, started=await _storage_now(driver))
     cutoff = report.started - grace.total_seconds()
-    inventories = [
-        await scan_repository(driver, name)
-        async for name in walk_repositories(driver, include_without_manifests=True)
-    ]
+    names = [name async for name in walk_repositories(driver, include_without_manifests=True)]
+    inventories = []
+    for done, name in enumerate(names, start=1):
+        inventories.append(await scan_repository(driver, name))
+        if progress:
+            progress("scan", done, len(names))
     live_blobs: set[Digest] = set()
     live_manifests: dict[str, set[Digest]] = {}
     for done, inventory in enumerate(inventories, start=1):
