@@ -12,6 +12,7 @@ server separately and compares the two storage trees file by file.
 """
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.client import OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, sha256
 from tests.support.oci_layout import (
+    Blob,
     Image,
     ImageIndex,
     make_image,
@@ -211,14 +214,54 @@ def test_registry2_serves_what_cargobay_stored(
     root = tmp_path / "root"
     cargobay = cargobay_on(root)
     pushed = push_images(skopeo, cargobay.host, BOB, tmp_path)
+    signature = push_signature(cargobay, BOB, "app/single", pushed.image.manifest)
     before = api_view(cargobay, BOB)
     cargobay.stop()
+    # what only cargobay writes is in the tree: pull times (api_view's HEADs) and referrers
+    repository = root / "docker/registry/v2/repositories/app/single"
+    assert list(repository.glob("_manifests/revisions/sha256/*/cargobay-pulled"))
+    assert list(repository.glob("_referrers/sha256/*/sha256/*/link"))
 
     registry2 = registry2_on(root)
     assert_pulls_back(skopeo, registry2.host, ALICE, pushed, tmp_path / "pulled")
     after = api_view(registry2, ALICE)
     assert after == before
     assert expected_view(pushed).items() <= after.items()
+    served = requests.get(
+        f"{registry2.url}/v2/app/single/manifests/{sha256(signature)}",
+        auth=ALICE,
+        headers={"Accept": OCI_MANIFEST},
+        timeout=HTTP_SECONDS,
+    )
+    assert served.status_code == 200
+    assert served.content == signature
+
+
+def push_signature(server: RegistryServer, creds: tuple[str, str], repo: str, subject: Blob) -> bytes:
+    """An OCI 1.1 artifact whose `subject` is `subject`, as cosign or notation push one."""
+    with requests.Session() as session:
+        session.auth = creds
+        empty = b"{}"
+        push_blob(session, server.url, repo, empty)
+        artifact = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.example.signature",
+                "config": descriptor(OCI_EMPTY, empty),
+                "layers": [descriptor(OCI_EMPTY, empty)],
+                "subject": descriptor(subject.media_type, subject.data),
+            }
+        ).encode()
+        response = session.put(
+            f"{server.url}/v2/{repo}/manifests/{sha256(artifact)}",
+            data=artifact,
+            headers={"Content-Type": OCI_MANIFEST},
+            timeout=HTTP_SECONDS,
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers["OCI-Subject"] == subject.digest
+        return artifact
 
 
 def test_cargobay_serves_what_registry2_stored(
