@@ -12,7 +12,6 @@ server separately and compares the two storage trees file by file.
 """
 
 import hashlib
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,9 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.client import OCI_EMPTY, OCI_MANIFEST, descriptor, push_blob, sha256
+from tests.support.client import OCI_MANIFEST, push_referrer, sha256
 from tests.support.oci_layout import (
-    Blob,
     Image,
     ImageIndex,
     make_image,
@@ -214,7 +212,12 @@ def test_registry2_serves_what_cargobay_stored(
     root = tmp_path / "root"
     cargobay = cargobay_on(root)
     pushed = push_images(skopeo, cargobay.host, BOB, tmp_path)
-    signature = push_signature(cargobay, BOB, "app/single", pushed.image.manifest)
+    with requests.Session() as session:
+        session.auth = BOB
+        manifest = pushed.image.manifest
+        signature = push_referrer(
+            session, cargobay.url, "app/single", manifest.data, subject_type=manifest.media_type
+        )
     before = api_view(cargobay, BOB)
     cargobay.stop()
     # what only cargobay writes is in the tree: pull times (api_view's HEADs) and referrers
@@ -235,33 +238,6 @@ def test_registry2_serves_what_cargobay_stored(
     )
     assert served.status_code == 200
     assert served.content == signature
-
-
-def push_signature(server: RegistryServer, creds: tuple[str, str], repo: str, subject: Blob) -> bytes:
-    """An OCI 1.1 artifact whose `subject` is `subject`, as cosign or notation push one."""
-    with requests.Session() as session:
-        session.auth = creds
-        empty = b"{}"
-        push_blob(session, server.url, repo, empty)
-        artifact = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "artifactType": "application/vnd.example.signature",
-                "config": descriptor(OCI_EMPTY, empty),
-                "layers": [descriptor(OCI_EMPTY, empty)],
-                "subject": descriptor(subject.media_type, subject.data),
-            }
-        ).encode()
-        response = session.put(
-            f"{server.url}/v2/{repo}/manifests/{sha256(artifact)}",
-            data=artifact,
-            headers={"Content-Type": OCI_MANIFEST},
-            timeout=HTTP_SECONDS,
-        )
-        assert response.status_code == 201, response.text
-        assert response.headers["OCI-Subject"] == subject.digest
-        return artifact
 
 
 def test_cargobay_serves_what_registry2_stored(

@@ -10,13 +10,13 @@ import pytest
 import requests
 
 from tests.support.client import (
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     PushedImage,
     descriptor,
     push_blob,
     push_image,
+    push_referrer,
     sha256,
 )
 from tests.support.datadir import store_manifest_as_registry2_did
@@ -67,24 +67,13 @@ def put_manifest(
     return sha256(body)
 
 
-def push_referrer(
+def push_signature(
     session: requests.Session, server: RegistryServer, repo: str, subject: PushedImage
 ) -> tuple[str, set[str]]:
-    empty, signature = b"{}", os.urandom(64)
-    push_blob(session, server.url, repo, empty)
-    push_blob(session, server.url, repo, signature)
-    artifact = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/vnd.example.signature",
-            "config": descriptor(OCI_EMPTY, empty),
-            "layers": [descriptor("application/octet-stream", signature)],
-            "subject": descriptor(OCI_MANIFEST, subject.manifest),
-        }
-    ).encode()
-    digest = put_manifest(session, server, repo, sha256(artifact), artifact, OCI_MANIFEST)
-    return digest, {digest, sha256(empty), sha256(signature)}
+    """A signature of `subject`; returns its digest and every blob it brings."""
+    signature = os.urandom(64)
+    artifact = push_referrer(session, server.url, repo, subject.manifest, payload=signature)
+    return sha256(artifact), {sha256(artifact), sha256(b"{}"), sha256(signature)}
 
 
 class Scene:
@@ -95,7 +84,7 @@ class Scene:
         self.tagged = push_image(session, server.url, "app/web", "v1", oci=True)
         self.untagged = push_image(session, server.url, "app/web", "temp", oci=True)
         session.delete(f"{server.url}/v2/app/web/manifests/temp")  # tag gone, manifest stays
-        self.signature, self.signature_blobs = push_referrer(session, server, "app/web", self.tagged)
+        self.signature, self.signature_blobs = push_signature(session, server, "app/web", self.tagged)
         children = [push_image(session, server.url, "app/multi", f"c{i}", oci=True) for i in range(2)]
         for i in range(2):
             session.delete(f"{server.url}/v2/app/multi/manifests/c{i}")  # children only in the index
@@ -110,7 +99,7 @@ class Scene:
         self.index_blobs = {self.index} | set().union(*(image_blobs(c) for c in children))
         self.children = {c.digest for c in children}
         self.deleted = push_image(session, server.url, "app/old", "v0", oci=True)
-        self.orphan_signature, self.orphan_signature_blobs = push_referrer(
+        self.orphan_signature, self.orphan_signature_blobs = push_signature(
             session, server, "app/old", self.deleted
         )
         assert session.delete(f"{server.url}/v2/app/old/manifests/{self.deleted.digest}").status_code == 202
@@ -270,7 +259,7 @@ def test_admin_endpoint_is_refused_without_auth(start_registry) -> None:
 def test_delete_can_cascade_to_referrers(server: RegistryServer) -> None:
     session = server.session()
     image = push_image(session, server.url, "signed/app", "v1", oci=True)
-    signature, _ = push_referrer(session, server, "signed/app", image)
+    signature, _ = push_signature(session, server, "signed/app", image)
     url = f"{server.url}/v2/signed/app/manifests/{image.digest}"
     assert session.delete(url, params={"cascade": "referrers"}).status_code == 202
     assert session.get(f"{server.url}/v2/signed/app/manifests/{signature}").status_code == 404

@@ -7,7 +7,6 @@ import pytest
 
 from tests.support.client import (
     DOCKER_MANIFEST,
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     PushedImage,
@@ -16,6 +15,7 @@ from tests.support.client import (
     image_manifest,
     push_blob,
     push_image,
+    push_referrer,
     sha256,
 )
 from tests.support.datadir import blob_data_path, store_manifest_as_registry2_did
@@ -243,26 +243,11 @@ def test_index_listing_a_missing_manifest_is_refused(registry: RegistryServer, r
 def test_oci_artifact_with_empty_config_and_subject(registry: RegistryServer, repo: str) -> None:
     session = registry.session()
     image = push_image(session, registry.url, repo, oci=True)
-    empty, payload = b"{}", b"signature bytes"
-    push_blob(session, registry.url, repo, empty)
-    push_blob(session, registry.url, repo, payload)
-    artifact = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/vnd.example.signature",
-            "config": descriptor(OCI_EMPTY, empty),
-            "layers": [descriptor("application/octet-stream", payload)],
-            "subject": descriptor(OCI_MANIFEST, image.manifest),
-        }
-    ).encode()
-    response = session.put(
-        f"{registry.url}/v2/{repo}/manifests/{sha256(artifact)}",
-        data=artifact,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
-    assert response.status_code == 201
-    assert response.headers["OCI-Subject"] == image.digest
+    # push_referrer checks the answer: 201 with OCI-Subject naming the image
+    artifact = push_referrer(session, registry.url, repo, image.manifest, payload=b"signature bytes")
+    stored = session.get(f"{registry.url}/v2/{repo}/manifests/{sha256(artifact)}")
+    assert stored.content == artifact
+    assert stored.headers["Content-Type"] == OCI_MANIFEST
 
 
 def test_delete_by_tag_removes_that_tag_only(registry: RegistryServer, repo: str) -> None:

@@ -3,13 +3,13 @@
 import json
 
 from tests.support.client import (
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     descriptor,
     errors_of,
     push_blob,
     push_image,
+    push_referrer,
     sha256,
 )
 from tests.support.server import RegistryServer
@@ -68,32 +68,15 @@ def test_catalog_lists_repositories_with_pagination(start_registry) -> None:
     assert rest.json()["repositories"] == ["gamma"]
 
 
-def push_referrer(session, url: str, repo: str, subject: bytes, artifact_type: str) -> bytes:
-    empty = b"{}"
-    push_blob(session, url, repo, empty)
-    artifact = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": descriptor(OCI_EMPTY, empty),
-            "layers": [descriptor(OCI_EMPTY, empty)],
-            "subject": descriptor(OCI_MANIFEST, subject),
-            "annotations": {"org.example.kind": artifact_type},
-        }
-    ).encode()
-    response = session.put(
-        f"{url}/v2/{repo}/manifests/{sha256(artifact)}", data=artifact, headers={"Content-Type": OCI_MANIFEST}
-    )
-    assert response.status_code == 201, response.text
-    return artifact
-
-
 def test_referrers_list_and_filter(registry: RegistryServer, repo: str) -> None:
     session = registry.session()
     image = push_image(session, registry.url, repo, oci=True)
-    signature = push_referrer(session, registry.url, repo, image.manifest, "application/vnd.example.sig")
-    sbom = push_referrer(session, registry.url, repo, image.manifest, "application/vnd.example.sbom")
+    signature, sbom = (
+        push_referrer(
+            session, registry.url, repo, image.manifest, kind, annotations={"org.example.kind": kind}
+        )
+        for kind in ("application/vnd.example.sig", "application/vnd.example.sbom")
+    )
     url = f"{registry.url}/v2/{repo}/referrers/{image.digest}"
     everything = session.get(url)
     assert everything.status_code == 200

@@ -81,6 +81,42 @@ def push_image(
     return PushedImage(name, reference, sha256(manifest), manifest, config, layers)
 
 
+def push_referrer(
+    session: requests.Session,
+    url: str,
+    repo: str,
+    subject: bytes,
+    artifact_type: str = "application/vnd.example.signature",
+    *,
+    payload: bytes = b"{}",
+    subject_type: str = OCI_MANIFEST,
+    annotations: dict[str, str] | None = None,
+) -> bytes:
+    """An OCI 1.1 artifact whose `subject` is the manifest `subject`, as cosign or notation
+    push one (empty config, `payload` as its one layer); returns the artifact's bytes."""
+    empty = b"{}"
+    for blob in {empty, payload}:
+        push_blob(session, url, repo, blob)
+    layer_type = OCI_EMPTY if payload == empty else "application/octet-stream"
+    artifact = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": descriptor(OCI_EMPTY, empty),
+            "layers": [descriptor(layer_type, payload)],
+            "subject": descriptor(subject_type, subject),
+            **({"annotations": annotations} if annotations else {}),
+        }
+    ).encode()
+    response = session.put(
+        f"{url}/v2/{repo}/manifests/{sha256(artifact)}", data=artifact, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["OCI-Subject"] == sha256(subject)
+    return artifact
+
+
 def errors_of(response: requests.Response) -> list[str]:
     """The OCI error codes of a response body."""
     return [error["code"] for error in response.json()["errors"]]
