@@ -23,9 +23,11 @@ user=""
 password_stdin=0
 with_nginx=0
 nginx_dir=/etc/nginx
+nginx_listen=80
 advertise_addr=127.0.0.1
 uninstall=0
 wait_seconds=120
+reload_seconds=30        # how long nginx may take to serve the site after a reload
 
 usage() {
     cat <<EOF
@@ -40,6 +42,8 @@ usage: $0 --user NAME [--password-stdin] [options]
   --stack NAME         stack name (default $stack)
   --nginx              install deploy/docker-registry.nginx as a site and reload nginx
   --nginx-dir DIR      nginx configuration directory (default $nginx_dir)
+  --nginx-listen [ADDR:]PORT
+                       where the site listens (default $nginx_listen, as shipped)
   --advertise-addr IP  address for 'docker swarm init' when Swarm mode is off (default $advertise_addr)
   --uninstall          remove the stack; the data and the password file stay
 EOF
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
         --stack) stack=$2; shift ;;
         --nginx) with_nginx=1 ;;
         --nginx-dir) nginx_dir=$2; shift ;;
+        --nginx-listen) nginx_listen=$2; shift ;;
         --advertise-addr) advertise_addr=$2; shift ;;
         --uninstall) uninstall=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -70,6 +75,7 @@ unchanged() { say "ok: $*"; }
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 
 command -v docker >/dev/null || die "docker is not installed"
+command -v curl >/dev/null || die "curl is not installed (the last step checks /v2/ with it)"
 service="${stack}_registry"
 
 if [ "$uninstall" = 1 ]; then
@@ -93,6 +99,36 @@ else
     read -r -s -p "Password for $user: " password; echo
 fi
 [ -n "$password" ] || die "the password is empty"
+if [ "$with_nginx" = 1 ]; then
+    command -v nginx >/dev/null || die "--nginx: nginx is not installed"
+    [[ $nginx_listen =~ ^(([0-9]{1,3}\.){3}[0-9]{1,3}:)?[0-9]+$ ]] ||
+        die "--nginx-listen $nginx_listen: expected PORT or IPv4-ADDRESS:PORT"
+fi
+host=$(hostname -f 2>/dev/null || hostname)
+
+# GET URL without and with the user's credentials: true when the answers are 401 and 200;
+# $answers says what they were. Extra arguments go to curl (a Host header).
+quoted=${password//\\/\\\\}  # curl's config syntax: backslash and double quote escaped
+quoted=${quoted//\"/\\\"}
+answers=""
+v2_answers() {  # url [curl options]
+    local url=$1 stranger known
+    shift
+    stranger=$(curl -s --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code}' "$@" "$url" || true)
+    known=$(curl -s --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code}' -K- "$@" "$url" \
+        <<<"user = \"$user:$quoted\"" || true)
+    answers="$stranger without credentials and $known to $user"
+    [ "$stranger" = 401 ] && [ "$known" = 200 ]
+}
+wait_for_v2() {  # seconds url [curl options]: v2_answers once a second until it holds
+    local seconds=$1
+    shift
+    for _ in $(seq "$seconds"); do
+        v2_answers "$@" && return 0
+        sleep 1
+    done
+    v2_answers "$@"
+}
 
 # 1. The image: build it from this checkout when it is not there.
 if docker image inspect "$image" >/dev/null 2>&1; then
@@ -167,13 +203,22 @@ else
     changed "stack $stack deployed"
 fi
 
-# 6. The nginx site.
+# 6. The check, straight to the published port: strangers get 401, the user gets 200.
+url="http://127.0.0.1:$port/v2/"
+wait_for_v2 "$wait_seconds" "$url" ||
+    die "$url answered $answers, expected 401 and 200 (docker service ps $service)"
+say "checked: $url answers 401 without credentials and 200 to $user"
+
+# 7. The nginx site. It is reloaded when its files changed, and also when /v2/ through it
+# does not answer as above: a reload an earlier run could not do (nginx -t failed, nginx
+# was down) is done now, not reported as "nothing changed".
 if [ "$with_nginx" = 1 ]; then
     site="$nginx_dir/sites-available/docker-registry.nginx"
     link="$nginx_dir/sites-enabled/docker-registry.nginx"
     site_changed=0
-    # the shipped site with the upstream at the published port
-    rendered=$(sed "s/127\.0\.0\.1:5000;/127.0.0.1:$port;/" "$HERE/docker-registry.nginx")
+    # the shipped site with the upstream at the published port and the chosen listen
+    rendered=$(sed -e "s/127\.0\.0\.1:5000;/127.0.0.1:$port;/" \
+        -e "s/^\([[:space:]]*\)listen 80;/\1listen $nginx_listen;/" "$HERE/docker-registry.nginx")
     if [ "$rendered" != "$(cat "$site" 2>/dev/null)" ]; then
         mkdir -p "$(dirname "$site")"
         printf '%s\n' "$rendered" > "$site"
@@ -190,39 +235,40 @@ if [ "$with_nginx" = 1 ]; then
     else
         unchanged "nginx site enabled"
     fi
-    if [ "$site_changed" = 1 ]; then
+    # what the clients do: the site's port, under the name the login line below gives them
+    nginx_port=${nginx_listen##*:}
+    nginx_addr=127.0.0.1
+    case "$nginx_listen" in
+        *:*) [ "${nginx_listen%:*}" = 0.0.0.0 ] || nginx_addr=${nginx_listen%:*} ;;
+    esac
+    login_host=$host
+    [ "$nginx_port" = 80 ] || login_host="$host:$nginx_port"
+    via="http://$nginx_addr:$nginx_port/v2/"
+    if [ "$site_changed" = 0 ] && v2_answers "$via" -H "Host: $login_host"; then
+        unchanged "nginx serves the site"
+    else
+        [ "$site_changed" = 1 ] || say "$via answered $answers: nginx does not serve the site, reloading it"
         nginx_conf=(-c "$nginx_dir/nginx.conf")
         nginx "${nginx_conf[@]}" -t -q || die "nginx -t failed: fix the configuration above, then run this again"
-        nginx "${nginx_conf[@]}" -s reload 2>/dev/null || systemctl reload nginx
+        if ! refused=$(nginx "${nginx_conf[@]}" -s reload 2>&1); then
+            { command -v systemctl >/dev/null && systemctl reload nginx; } ||
+                die "nginx did not reload (${refused:-no message}): is it running? Start it, then run this again"
+        fi
         changed "nginx reloaded"
+        wait_for_v2 "$reload_seconds" "$via" -H "Host: $login_host" ||
+            die "through nginx, $via answered $answers, expected 401 and 200; is another site the" \
+                "default server for port $nginx_port (Debian's sites-enabled/default is)?"
     fi
+    say "checked: $via answers 401 without credentials and 200 to $user"
+else
+    login_host="$host:$port"
 fi
-
-# 7. The check: strangers get 401, the user gets 200.
-url="http://127.0.0.1:$port/v2/"
-status=000
-for _ in $(seq "$wait_seconds"); do
-    status=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
-    [ "$status" = 401 ] && break
-    sleep 1
-done
-[ "$status" = 401 ] || die "$url answered $status without credentials, expected 401 (docker service ps $service)"
-quoted=${password//\\/\\\\}  # curl's config syntax: backslash and double quote escaped
-quoted=${quoted//\"/\\\"}
-status=$(curl -s -o /dev/null -w '%{http_code}' -K- "$url" <<<"user = \"$user:$quoted\"")
-[ "$status" = 200 ] || die "$url answered $status to $user, expected 200"
-say "checked: $url answers 401 without credentials and 200 to $user"
 
 if [ "$changes" = 0 ]; then
     say "nothing changed, everything was already in place"
 else
     say "$changes changes made"
 fi
-host=$(hostname -f 2>/dev/null || hostname)
 echo
 echo "On the build servers and test clients:"
-if [ "$with_nginx" = 1 ]; then
-    echo "  docker login $host -u $user"
-else
-    echo "  docker login $host:$port -u $user"
-fi
+echo "  docker login $login_host -u $user"
