@@ -5,7 +5,9 @@ The site file is included as it is, except for the two lines a test must change:
 `127.0.0.1:5000` (the test registry's port). Each substitution must match exactly once, so a
 change to the shipped file that the test would silently stop covering fails here instead.
 nginx runs in the foreground (`daemon off`) with its own prefix, pid file, logs and temp
-directories, as a child process that the fixture stops by its PID.
+directories, as a child process that the fixture stops by its PID. The prefix is laid out
+as Debian's /etc/nginx (nginx.conf includes sites-enabled/*), so it can also be handed to
+`deploy/install.sh --nginx-dir`, which installs the site there and reloads this nginx.
 """
 
 import os
@@ -56,6 +58,10 @@ class Nginx:
     def url(self) -> str:
         return f"http://{self.host}"
 
+    def reload(self) -> None:
+        """What `nginx -s reload` does: SIGHUP to the master, which re-reads nginx.conf."""
+        self.process.send_signal(signal.SIGHUP)
+
     def error_log(self) -> str:
         with suppress(OSError):
             return (self.prefix / "error.log").read_text(errors="replace")
@@ -76,21 +82,25 @@ def site_config(shipped: Path, listen_port: int, upstream_port: int) -> str:
 @contextmanager
 def running_nginx(prefix: Path, shipped_site: Path, listen_port: int, upstream_port: int) -> Iterator[Nginx]:
     """Write a private nginx.conf that includes the site, check it with `nginx -t`, run nginx."""
-    binary = shutil.which("nginx")
-    if binary is None:
-        unavailable("`nginx` is not on PATH (install Debian package 'nginx')")
     (prefix / "sites-enabled").mkdir(parents=True)
-    (prefix / "temp").mkdir()
     (prefix / "sites-enabled" / shipped_site.name).write_text(
         site_config(shipped_site, listen_port, upstream_port)
     )
-    config = prefix / "nginx.conf"
-    config.write_text(MAIN_CONFIG.format(prefix=prefix))
-    # -e: the error log before the config is read; Debian's default is /var/log/nginx
-    command = [binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30, check=False)
+    with serving_nginx(prefix, listen_port) as nginx:
+        yield nginx
+
+
+@contextmanager
+def serving_nginx(prefix: Path, listen_port: int) -> Iterator[Nginx]:
+    """Run nginx on the sites already in `prefix`/sites-enabled; ready once `listen_port` accepts.
+
+    `prefix`/nginx.conf is written here; the sites are the caller's, and one of them must
+    listen on 127.0.0.1:`listen_port`.
+    """
+    command = nginx_command(prefix)
+    checked = check_config(command)
     if checked.returncode != 0:
-        raise AssertionError(f"nginx -t rejects the configuration with the shipped site:\n{checked.stderr}")
+        raise AssertionError(f"nginx -t rejects the configuration in {prefix}:\n{checked.stderr}")
     with (prefix / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     nginx = Nginx(host=f"127.0.0.1:{listen_port}", prefix=prefix, process=process)
@@ -99,6 +109,24 @@ def running_nginx(prefix: Path, shipped_site: Path, listen_port: int, upstream_p
         yield nginx
     finally:
         _stop(process)
+
+
+def nginx_command(prefix: Path) -> list[str]:
+    """Write `prefix`/nginx.conf (including `prefix`/sites-enabled/*); the command that runs it."""
+    binary = shutil.which("nginx")
+    if binary is None:
+        unavailable("`nginx` is not on PATH (install Debian package 'nginx')")
+    (prefix / "sites-enabled").mkdir(parents=True, exist_ok=True)
+    (prefix / "temp").mkdir(exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(MAIN_CONFIG.format(prefix=prefix))
+    # -e: the error log before the config is read; Debian's default is /var/log/nginx
+    return [binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")]
+
+
+def check_config(command: list[str]) -> "subprocess.CompletedProcess[str]":
+    """`nginx -t`: parse the configuration, load its certificates, try its listen addresses."""
+    return subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30, check=False)
 
 
 def _wait_until_listening(nginx: Nginx, port: int) -> None:

@@ -16,13 +16,16 @@ made is removed afterwards: the stack, the swarm, nginx, the data home and the i
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,7 +37,7 @@ import requests
 from cargobay import __version__
 from tests.e2e.cargobay_image import build_context, build_image, import_debian_base
 from tests.e2e.docker_engine import DockerCLI, DockerEngine, import_busybox_image
-from tests.e2e.nginx import Nginx, running_nginx
+from tests.e2e.nginx import Nginx, running_nginx, serving_nginx
 from tests.e2e.swarm import (
     Stack,
     deploy_stack,
@@ -61,6 +64,7 @@ from tests.e2e.test_concurrent_clients import (
 )
 from tests.e2e.test_docker import LAYER_STATUS, push
 from tests.support.client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, image_manifest, sha256
+from tests.support.registry2 import start_registry2
 from tests.support.server import PASSWORD, USER, free_port, write_htpasswd
 from tests.support.tools import require_tool
 
@@ -254,9 +258,29 @@ def test_shipped_stack_runs_one_healthy_task_on_loopback(docker: DockerCLI, depl
     tasks = docker("service", "ps", "--format", "{{.DesiredState}} {{.CurrentState}}", service).stdout
     assert [line.split()[:2] for line in tasks.splitlines()] == [["Running", "Running"]], tasks
     spec = json.loads(docker("service", "inspect", "--format", "{{json .Spec}}", service).stdout)
-    assert spec["UpdateConfig"]["Order"] == "stop-first"  # never two registries on one directory
-    mounts = {m["Target"]: m for m in spec["TaskTemplate"]["ContainerSpec"]["Mounts"]}
+    # what the stack file promises, as Swarm took it
+    assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
+    task = spec["TaskTemplate"]
+    assert task["RestartPolicy"]["Condition"] == "on-failure"
+    # pinned to the node with the bind mounts, a constraint this one-node swarm satisfies
+    assert task["Placement"]["Constraints"] == ["node.role == manager"]
+    health = task["ContainerSpec"]["Healthcheck"]
+    assert health["Test"] == ["CMD", "cargobay", "healthcheck"]
+    assert health["Interval"] > 0
+    assert health["Retries"] > 0
+    # never two registries on one directory: not when updating, not when rolling back
+    assert spec["UpdateConfig"]["Order"] == "stop-first"
+    assert spec["RollbackConfig"]["Order"] == "stop-first"
+    environment = dict(item.split("=", 1) for item in task["ContainerSpec"]["Env"])
+    assert environment["REGISTRY_AUTH"] == "htpasswd"
+    assert environment["REGISTRY_AUTH_HTPASSWD_PATH"] == f"/auth/{HTPASSWD_FILE}"
+    ports = spec["EndpointSpec"]["Ports"]
+    assert [(p["TargetPort"], p["PublishedPort"], p["PublishMode"]) for p in ports] == [
+        (5000, deployment.port, "host")
+    ]
+    mounts = {m["Target"]: m for m in task["ContainerSpec"]["Mounts"]}
     assert mounts["/var/lib/registry"]["Source"] == str(deployment.home / "registry")
+    assert mounts["/auth"]["Source"] == str(deployment.home / "auth")
     assert mounts["/auth"].get("ReadOnly") is True
 
     answer = http_session(None).get(f"http://127.0.0.1:{deployment.port}/v2/", timeout=HTTP_TIMEOUT)
@@ -575,12 +599,23 @@ def wait_for_status(session: requests.Session, url: str, wanted: int, seconds: i
 # 7. The one-command path ---------------------------------------------------------------
 
 
-def test_install_sh_sets_everything_up_and_a_second_run_changes_nothing(
-    docker: DockerCLI, cargobay_image: str, swarm: None
+def test_install_sh_migrates_registry2_data_retries_a_failed_nginx_reload_then_changes_nothing(
+    docker: DockerCLI, cargobay_image: str, swarm: None, tmp_path: Path
 ) -> None:
-    """deploy/install.sh as an operator runs it: twice in a row, a password change, an uninstall."""
+    """deploy/install.sh --nginx as an operator runs it on a host that ran registry:2.
+
+    The data home holds what registry:2 (as root, like its image) stored; nginx runs, and
+    another site it serves was edited into one `nginx -t` refuses. The first run sets
+    everything up but cannot reload nginx; once the other site is fixed, the next run
+    reloads nginx although the site's files are already in place; the run after that
+    changes nothing. Through nginx, the image registry:2 stored is pulled and runs, and a
+    new tag of it is pushed where registry:2 wrote. Then a password change, an uninstall.
+    """
     home = Path(tempfile.mkdtemp(prefix="cargobay-install-home-", dir="/tmp"))
+    registry, htpasswd = home / "registry", home / "auth" / HTPASSWD_FILE
     port, stack = free_port(), "cargobay-install-e2e"
+    nginx_dir, site_port, other_port = tmp_path / "nginx", free_port(), free_port()
+    site = f"127.0.0.1:{site_port}"
     command = [
         str(REPO / "deploy" / "install.sh"),
         "--home",
@@ -591,6 +626,11 @@ def test_install_sh_sets_everything_up_and_a_second_run_changes_nothing(
         str(port),
         "--stack",
         stack,
+        "--nginx",
+        "--nginx-dir",
+        str(nginx_dir),
+        "--nginx-listen",
+        site,
     ]
 
     def install(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
@@ -604,38 +644,142 @@ def test_install_sh_sets_everything_up_and_a_second_run_changes_nothing(
             check=False,
         )
 
+    def checked(url: str) -> str:
+        return f"checked: {url} answers 401 without credentials and 200 to ci"
+
+    direct, via_nginx = f"http://127.0.0.1:{port}/v2/", f"http://{site}/v2/"
+    (nginx_dir / "sites-enabled").mkdir(parents=True)
+    (nginx_dir / "sites-enabled" / "status").write_text(OTHER_SITE.format(port=other_port))
     try:
-        first = install("--user", "ci", "--password-stdin", password="first-secret")
-        assert first.returncode == 0, first.stdout + first.stderr
-        assert "changed: user ci added" in first.stdout
-        assert f"checked: http://127.0.0.1:{port}/v2/ answers 401 without credentials and 200 to ci" in (
-            first.stdout
-        )
-        assert "docker login" in first.stdout
-        registry, htpasswd = home / "registry", home / "auth" / HTPASSWD_FILE
-        assert (registry.stat().st_uid, oct(registry.stat().st_mode & 0o777)) == (IMAGE_UID, "0o750")
-        assert (htpasswd.stat().st_uid, htpasswd.stat().st_gid) == (0, IMAGE_UID)
-        assert oct(htpasswd.stat().st_mode & 0o777) == "0o640"
+        migrated = store_with_registry2(docker, registry, tmp_path / "registry2")
+        assert {path.stat().st_uid for path in registry.rglob("*")} == {0}  # as registry:2 leaves it
+        with serving_nginx(nginx_dir, other_port) as nginx:
+            # the other site now names a certificate that is not there: `nginx -t` fails
+            (nginx_dir / "sites-enabled" / "status").write_text(BROKEN_SITE.format(port=other_port))
+            first = install("--user", "ci", "--password-stdin", password="first-secret")
+            assert first.returncode != 0, first.stdout
+            assert "nginx -t failed" in first.stderr, first.stderr
+            assert "changed: user ci added" in first.stdout
+            assert f"changed: data in {registry} given to uid {IMAGE_UID}" in first.stdout
+            assert {path.stat().st_uid for path in registry.rglob("*")} == {IMAGE_UID}
+            assert (registry.stat().st_uid, oct(registry.stat().st_mode & 0o777)) == (IMAGE_UID, "0o750")
+            assert (htpasswd.stat().st_uid, htpasswd.stat().st_gid) == (0, IMAGE_UID)
+            assert oct(htpasswd.stat().st_mode & 0o777) == "0o640"
+            assert checked(direct) in first.stdout  # the registry itself is up
+            assert "changed: nginx site enabled" in first.stdout
+            assert not accepts_connections(site_port)  # but nginx was not reloaded
 
-        second = install("--user", "ci", "--password-stdin", password="first-secret")
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert "install.sh: changed:" not in second.stdout
-        assert "nothing changed" in second.stdout
+            (nginx_dir / "sites-enabled" / "status").write_text(OTHER_SITE.format(port=other_port))
+            retried = install("--user", "ci", "--password-stdin", password="first-secret")
+            assert retried.returncode == 0, retried.stdout + retried.stderr
+            # the site's files were right already; nginx did not serve them, so it is reloaded
+            assert "install.sh: changed: nginx site" not in retried.stdout
+            assert f"{via_nginx} answered 000 without credentials" in retried.stdout
+            assert "changed: nginx reloaded" in retried.stdout
+            assert "nothing changed" not in retried.stdout
+            assert checked(via_nginx) in retried.stdout
+            # the login line names the site's port: the build servers log in through nginx
+            assert re.search(rf"^  docker login \S+:{site_port} -u ci$", retried.stdout, re.MULTILINE)
 
-        rotated = install("--user", "ci", "--password-stdin", password="second-secret")
-        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-        assert "changed: password of ci" in rotated.stdout
-        assert "install.sh: changed: stack" not in rotated.stdout  # a new password needs no restart
-        url = f"http://127.0.0.1:{port}/v2/"
-        assert http_session(("ci", "second-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 200
-        assert http_session(("ci", "first-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 401
+            second = install("--user", "ci", "--password-stdin", password="first-secret")
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert "install.sh: changed:" not in second.stdout
+            assert "ok: nginx serves the site" in second.stdout
+            assert checked(direct) in second.stdout
+            assert checked(via_nginx) in second.stdout
+            assert "nothing changed" in second.stdout
+            for credentials, status in ((None, 401), (("ci", "first-secret"), 200)):
+                assert http_session(credentials).get(via_nginx, timeout=HTTP_TIMEOUT).status_code == status
+
+            # registry:2's image, through nginx to the stack: pulled, run, and tagged anew
+            assert "Login Succeeded" in docker.login(site, "ci", "first-secret").stdout
+            image = f"{site}/{migrated.name}"
+            pulled = docker("pull", image).stdout
+            assert f"Digest: {migrated.digest}" in pulled, pulled
+            assert docker("run", "--rm", "--network=none", image, "cat", "/etc/base-image").stdout == (
+                migrated.marker
+            )
+            retagged = image.rsplit(":", 1)[0] + ":after-migration"
+            docker("tag", image, retagged)
+            digest, layers = push(docker, retagged)
+            assert digest == migrated.digest
+            assert set(layers.values()) == {"Layer already exists"}, layers
+            assert nginx.process.poll() is None
+
+            rotated = install("--user", "ci", "--password-stdin", password="second-secret")
+            assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+            assert "changed: password of ci" in rotated.stdout
+            assert "install.sh: changed: stack" not in rotated.stdout  # a new password needs no restart
+            assert "install.sh: changed: nginx" not in rotated.stdout
+            for url in (direct, via_nginx):
+                assert http_session(("ci", "second-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 200
+                assert http_session(("ci", "first-secret")).get(url, timeout=HTTP_TIMEOUT).status_code == 401
 
         removed = install("--uninstall")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert f"stack {stack} removed" in removed.stdout
         assert stack not in docker("stack", "ls", "--format", "{{.Name}}").stdout.split()
         assert htpasswd.exists()
-        assert registry.is_dir()  # the data stays
+        assert (registry / "docker/registry/v2/repositories" / migrated.name.split(":")[0]).is_dir()
     finally:
         install("--uninstall")
         shutil.rmtree(home, ignore_errors=True)
+
+
+# A site the host already serves, and the same site after an edit `nginx -t` refuses.
+OTHER_SITE = """\
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        return 204;
+    }}
+}}
+"""
+BROKEN_SITE = """\
+server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate /nonexistent/other-site.crt;
+    ssl_certificate_key /nonexistent/other-site.key;
+    location / {{
+        return 204;
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    name: str  # repository:tag
+    digest: str
+    marker: str  # the content of /etc/base-image in the image
+
+
+def store_with_registry2(docker: DockerCLI, root: Path, workdir: Path) -> StoredImage:
+    """registry:2 (Debian's docker-registry, run as root as its image runs) stores a pushed image.
+
+    `root` is created here, as an operator's registry:2 data directory; registry:2 is stopped
+    before this returns, and the image is removed from the engine, so a later pull is real.
+    """
+    root.mkdir(mode=0o755)
+    workdir.mkdir()
+    htpasswd = workdir / "htpasswd"
+    write_htpasswd(htpasswd, {USER: PASSWORD})
+    registry2 = start_registry2(workdir, root, htpasswd)
+    try:
+        base = f"localhost/cargobay-e2e/busybox:registry2-{secrets.token_hex(4)}"
+        import_busybox_image(docker, base)
+        name = "registry2/busybox:v1"
+        image = f"{registry2.host}/{name}"
+        docker("tag", base, image)
+        docker.login(registry2.host, USER, PASSWORD)
+        digest, _ = push(docker, image)
+        docker("rmi", image, base)
+    finally:
+        registry2.stop()
+    return StoredImage(name, digest, f"{base}\n")
+
+
+def accepts_connections(port: int) -> bool:
+    with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        return True
+    return False
