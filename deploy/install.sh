@@ -24,6 +24,7 @@ password_stdin=0
 with_nginx=0
 nginx_dir=/etc/nginx
 nginx_listen=80
+server_name=""           # default: this host's fully qualified name
 advertise_addr=127.0.0.1
 uninstall=0
 wait_seconds=120
@@ -44,6 +45,8 @@ usage: $0 --user NAME [--password-stdin] [options]
   --nginx-dir DIR      nginx configuration directory (default $nginx_dir)
   --nginx-listen [ADDR:]PORT
                        where the site listens (default $nginx_listen, as shipped)
+  --server-name NAME   the name clients use for the registry: the site's server_name and
+                       the docker login line (default: this host's name, hostname -f)
   --advertise-addr IP  address for 'docker swarm init' when Swarm mode is off (default $advertise_addr)
   --uninstall          remove the stack; the data and the password file stay
 EOF
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
         --nginx) with_nginx=1 ;;
         --nginx-dir) nginx_dir=$2; shift ;;
         --nginx-listen) nginx_listen=$2; shift ;;
+        --server-name) server_name=$2; shift ;;
         --advertise-addr) advertise_addr=$2; shift ;;
         --uninstall) uninstall=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -104,7 +108,8 @@ if [ "$with_nginx" = 1 ]; then
     [[ $nginx_listen =~ ^(([0-9]{1,3}\.){3}[0-9]{1,3}:)?[0-9]+$ ]] ||
         die "--nginx-listen $nginx_listen: expected PORT or IPv4-ADDRESS:PORT"
 fi
-host=$(hostname -f 2>/dev/null || hostname)
+host=${server_name:-$(hostname -f 2>/dev/null || hostname)}
+[[ $host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "--server-name $host: expected a host name"
 
 # GET URL without and with the user's credentials: true when the answers are 401 and 200;
 # $answers says what they were. Extra arguments go to curl (a Host header).
@@ -216,9 +221,11 @@ if [ "$with_nginx" = 1 ]; then
     site="$nginx_dir/sites-available/docker-registry.nginx"
     link="$nginx_dir/sites-enabled/docker-registry.nginx"
     site_changed=0
-    # the shipped site with the upstream at the published port and the chosen listen
+    # the shipped site with the upstream at the published port, the chosen listen, and the
+    # name clients use (so that the site answers even where another is the default server)
     rendered=$(sed -e "s/127\.0\.0\.1:5000;/127.0.0.1:$port;/" \
-        -e "s/^\([[:space:]]*\)listen 80;/\1listen $nginx_listen;/" "$HERE/docker-registry.nginx")
+        -e "s/^\([[:space:]]*\)listen 80;/\1listen $nginx_listen;/" \
+        -e "s/^\([[:space:]]*\)server_name _;/\1server_name $host;/" "$HERE/docker-registry.nginx")
     if [ "$rendered" != "$(cat "$site" 2>/dev/null)" ]; then
         mkdir -p "$(dirname "$site")"
         printf '%s\n' "$rendered" > "$site"
@@ -256,8 +263,8 @@ if [ "$with_nginx" = 1 ]; then
         fi
         changed "nginx reloaded"
         wait_for_v2 "$reload_seconds" "$via" -H "Host: $login_host" ||
-            die "through nginx, $via answered $answers, expected 401 and 200; is another site the" \
-                "default server for port $nginx_port (Debian's sites-enabled/default is)?"
+            die "through nginx, $via answered $answers to Host: $login_host, expected 401 and 200;" \
+                "does another site claim the name $host on port $nginx_port?"
     fi
     say "checked: $via answers 401 without credentials and 200 to $user"
 else

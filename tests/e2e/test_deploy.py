@@ -608,8 +608,10 @@ def test_install_sh_migrates_registry2_data_retries_a_failed_nginx_reload_then_c
     another site it serves was edited into one `nginx -t` refuses. The first run sets
     everything up but cannot reload nginx; once the other site is fixed, the next run
     reloads nginx although the site's files are already in place; the run after that
-    changes nothing. Through nginx, the image registry:2 stored is pulled and runs, and a
-    new tag of it is pushed where registry:2 wrote. Then a password change, an uninstall.
+    changes nothing. A default server on the site's port (as Debian's default site has) does
+    not take the registry's requests: the site names the host the clients use. Through nginx,
+    the image registry:2 stored is pulled and runs, and a new tag of it is pushed where
+    registry:2 wrote. Then a password change, an uninstall.
     """
     home = Path(tempfile.mkdtemp(prefix="cargobay-install-home-", dir="/tmp"))
     registry, htpasswd = home / "registry", home / "auth" / HTPASSWD_FILE
@@ -631,6 +633,8 @@ def test_install_sh_migrates_registry2_data_retries_a_failed_nginx_reload_then_c
         str(nginx_dir),
         "--nginx-listen",
         site,
+        "--server-name",
+        "127.0.0.1",  # the name the clients below use
     ]
 
     def install(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
@@ -670,6 +674,8 @@ def test_install_sh_migrates_registry2_data_retries_a_failed_nginx_reload_then_c
             assert not accepts_connections(site_port)  # but nginx was not reloaded
 
             (nginx_dir / "sites-enabled" / "status").write_text(OTHER_SITE.format(port=other_port))
+            # and, as on a stock Debian nginx, a default server on the registry site's port
+            (nginx_dir / "sites-enabled" / "default").write_text(DEFAULT_SITE.format(port=site_port))
             retried = install("--user", "ci", "--password-stdin", password="first-secret")
             assert retried.returncode == 0, retried.stdout + retried.stderr
             # the site's files were right already; nginx did not serve them, so it is reloaded
@@ -732,6 +738,16 @@ server {{
     listen 127.0.0.1:{port};
     location / {{
         return 204;
+    }}
+}}
+"""
+# Debian's sites-enabled/default: whatever no other site names goes here.
+DEFAULT_SITE = """\
+server {{
+    listen 127.0.0.1:{port} default_server;
+    server_name _;
+    location / {{
+        return 404;
     }}
 }}
 """
