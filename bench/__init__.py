@@ -12,6 +12,8 @@ Choices that keep the comparison fair, and why:
     previous workload's gigabytes otherwise runs (and takes CPU) during the next;
   - clients are spread over two processes per core and their CPU is reported, so a
     figure limited by the load generator shows as such;
+  - after the timed workloads, an untimed pass reads back and hashes every blob and
+    image they pushed: a push acknowledged but stored wrong counts as an error;
   - data is made and digested before the start signal; only HTTP is timed.
 
 Modules, one job each:
@@ -22,7 +24,7 @@ Modules, one job each:
   content     deterministic blob and image bytes whose digests cost (almost) nothing
   api         the registry HTTP calls the workloads make, each one verified
   harness     client processes: spread the clients, start them together, collect results
-  workloads/  push-large, pull-large, small, ci-mix: what one client does
+  workloads/  push-large, pull-large, small, ci-mix: what one client does; verify: the read-back
   runner      one workload against one server: harness + server metrics -> one record
   report      the table and the JSON
   cli         the command line and the order of the whole run

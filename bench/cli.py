@@ -3,7 +3,9 @@
 1. the machine's limits (before any server runs, so nothing competes);
 2. for cargobay, then registry:2, each in a fresh directory with the same htpasswd:
    push-large (monolithic, then chunked), pull-large (the blobs just pushed),
-   small with auth, ci-mix; then a second server without auth for small;
+   small with auth, ci-mix; then, untimed, verify: every blob push-large pushed and
+   every image ci-mix pushed read back and hashed; then a second server without
+   auth for small;
 3. one table on stdout, the JSON beside it; exit 1 if any request failed verification.
 
 Servers are stopped and the temporary directories (several GiB) removed in `finally`
@@ -32,6 +34,7 @@ from bench.servers import CARGOBAY, LABELS, REGISTRY2, Server, ServerError
 from bench.workloads import ci_mix, small
 from bench.workloads.base import Workload
 from bench.workloads.large import CHUNKED, MONOLITHIC, PullLarge, PushLarge
+from bench.workloads.verify import Verify
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "latest.json"
 
@@ -182,8 +185,8 @@ def run_server(
     try:
         target = target_of(server, plan.request_timeout_seconds)
         sizes = (plan.large_clients, plan.large_blob_bytes, plan.large_chunk_bytes)
-        pushed = measure(server, "push-large-monolithic", PushLarge(MONOLITHIC, *sizes)).produced
-        pushed += measure(server, "push-large-chunked", PushLarge(CHUNKED, *sizes)).produced
+        pushed = measure(server, "push-large-monolithic", PushLarge(MONOLITHIC, *sizes)).blobs
+        pushed += measure(server, "push-large-chunked", PushLarge(CHUNKED, *sizes)).blobs
         if pushed:
             blobs = [pushed[i % len(pushed)] for i in range(plan.large_clients)]
             measure(server, "pull-large", PullLarge(blobs))
@@ -191,7 +194,9 @@ def run_server(
         measure(server, "small-auth", reads, plan.small_seconds)
         say(f"bench: {LABELS[kind]}: seeding ci-mix ...")
         mix = asyncio.run(ci_mix.seed(target, plan))
-        measure(server, "ci-mix", mix, plan.mix_seconds)
+        images = measure(server, "ci-mix", mix, plan.mix_seconds).images
+        if pushed or images:  # untimed; after every timed workload, so that none of them lost a byte
+            measure(server, "verify", Verify.of([*pushed, *images], plan.verify_clients))
     finally:
         server.stop()
         shutil.rmtree(workdir / "auth", ignore_errors=True)

@@ -32,6 +32,8 @@ class Plan:
     mix_layer_max_bytes: int = 64 * MiB
     mix_layer_granule: int = 1 * MiB  # layer sizes are multiples of this (digests are precomputed per step)
     mix_seed_images: int = 4  # images pushed before the window, for the pullers
+    # verify (untimed): everything push-large and ci-mix pushed, read back by this many clients
+    verify_clients: int = 8
     # the machine's limits
     sha256_bytes: int = 1 * GiB
     tcp_bytes: int = 4 * GiB

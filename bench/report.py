@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.plan import GiB
 from bench.servers import CARGOBAY, REGISTRY2
+from bench.workloads.verify import BLOB, IMAGE
 
 Record = dict[str, Any]
 Machine = dict[str, Any]
@@ -28,6 +30,7 @@ WORKLOADS = {
     "small-auth": "small, with auth",
     "small-noauth": "small, without auth",
     "ci-mix": "ci-mix",
+    "verify": "verify, untimed: every blob and image pushed, read back and hashed",
 }
 
 
@@ -116,20 +119,35 @@ TARGETS = {
 NO_ERRORS = Target(0, at_least=False, on_ratio=False, text="0")
 
 
-def _rows(workload: str, rows: list[Row]) -> list[Figure]:
-    """The workload's own rows, then the server-side rows every workload has, then errors."""
-    rows = [
-        *rows,
-        ("server_cores_busy", "server CPU, cores busy", "", _get("server", "cores_busy"), 2),
-        ("peak_rss_mib", "server peak RSS, all processes", "MiB", _get("server", "peak_rss_mib"), 1),
-        (
-            "peak_rss_process_mib",
-            "server peak RSS, largest process",
-            "MiB",
-            _get("server", "peak_rss_process_mib"),
-            1,
-        ),
-    ]
+def _count(kind: str) -> Value:
+    """How many operations of `kind` succeeded: 0 rather than missing when none did."""
+
+    def value(record: Record, machine: Machine) -> float | None:
+        return float(record["operations"].get(kind, 0))
+
+    return value
+
+
+def _gib_read(record: Record, machine: Machine) -> float | None:
+    return float(record["bytes_down"]) / GiB
+
+
+SERVER_ROWS: list[Row] = [
+    ("server_cores_busy", "server CPU, cores busy", "", _get("server", "cores_busy"), 2),
+    ("peak_rss_mib", "server peak RSS, all processes", "MiB", _get("server", "peak_rss_mib"), 1),
+    (
+        "peak_rss_process_mib",
+        "server peak RSS, largest process",
+        "MiB",
+        _get("server", "peak_rss_process_mib"),
+        1,
+    ),
+]
+
+
+def _rows(workload: str, rows: list[Row], server_rows: bool = True) -> list[Figure]:
+    """The workload's own rows, then the server-side rows of a timed workload, then errors."""
+    rows = [*rows, *(SERVER_ROWS if server_rows else [])]
     figures = [
         Figure(f"{workload}.{name}", workload, label, unit, value, TARGETS.get(f"{workload}.{name}"), digits)
         for name, label, unit, value, digits in rows
@@ -181,6 +199,16 @@ FIGURES: list[Figure] = [
             ("mb_s", "throughput, both ways", "MB/s", _get("mb_s"), 0),
             ("server_cpu_s_per_gib", "server CPU per GiB moved", "s/GiB", _get("server", "cpu_s_per_gib"), 2),
         ],
+    ),
+    *_rows(
+        "verify",
+        [
+            ("blobs", "push-large blobs read back (monolithic and chunked)", "", _count(BLOB), 0),
+            ("images", "ci-mix pushed images read back (manifest, config, layers)", "", _count(IMAGE), 0),
+            ("gib_read", "bytes read back", "GiB", _gib_read, 2),
+            ("wall_s", "time taken", "s", _get("wall_s"), 1),
+        ],
+        server_rows=False,
     ),
 ]
 

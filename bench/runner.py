@@ -2,8 +2,8 @@
 
 The server's CPU time is read from /proc right before the start signal and right
 after the last client finished; its RSS is sampled in between. The record holds
-only plain numbers (the JSON's shape); digests pushed are returned beside it, for
-pull-large to read back.
+only plain numbers (the JSON's shape); what was pushed is returned beside it, for
+pull-large and the verification pass to read back.
 """
 
 import math
@@ -15,17 +15,25 @@ from bench import procmetrics
 from bench.harness import SATURATED, HarnessResult, run_clients
 from bench.plan import GiB, MiB
 from bench.servers import Server
-from bench.workloads.base import Target, Workload
+from bench.workloads.base import Pushed, PushedBlob, PushedImage, Target, Workload
 
 
 @dataclass
 class Measured:
     record: dict[str, Any]
-    produced: list[tuple[str, int]] = field(default_factory=list)
+    produced: list[Pushed] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
         return int(self.record["errors"])
+
+    @property
+    def blobs(self) -> list[PushedBlob]:
+        return [item for item in self.produced if isinstance(item, PushedBlob)]
+
+    @property
+    def images(self) -> list[PushedImage]:
+        return [item for item in self.produced if isinstance(item, PushedImage)]
 
 
 def percentile(values: list[float], fraction: float) -> float:

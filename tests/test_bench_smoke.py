@@ -2,9 +2,9 @@
 
 `--quick` keeps every workload, every client count and every check of the full run
 and shrinks only sizes and windows. What is asserted is what a reader of the table
-relies on: every figure is there for both servers, nothing failed verification, the
-temporary data is gone afterwards. Never a time or a speed: those belong to the
-machine, not to the code.
+relies on: every figure is there for both servers, nothing failed verification,
+everything pushed was read back, the temporary data is gone afterwards. Never a
+time or a speed: those belong to the machine, not to the code.
 """
 
 import json
@@ -48,6 +48,11 @@ def test_quick_benchmark_reports_every_figure_for_both_servers_without_errors(tm
         for name, record in workloads.items():
             assert record["errors"] == 0, (kind, name, record["error_messages"])
             assert record["client_processes"]["processes"] >= 1
+        # every blob push-large pushed and every image ci-mix pushed was read back and hashed
+        plan = results["settings"]["plan"]
+        read_back = workloads["verify"]["operations"]
+        assert read_back["blob"] == 2 * plan["large_clients"], kind
+        assert read_back.get("image", 0) == workloads["ci-mix"]["operations"]["image-push"] > 0, kind
     by_key = {row["key"]: row for row in results["figures"]}
     assert set(by_key) == {figure.key for figure in FIGURES}
     for row in by_key.values():

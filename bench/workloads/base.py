@@ -31,6 +31,34 @@ class Target:
     request_timeout: float
 
 
+@dataclass(frozen=True)
+class PushedBlob:
+    """A blob a client pushed and the server acknowledged (201 and its digest)."""
+
+    repo: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """An image pushed whole: its blobs (config first, then layers), then its manifest by tag."""
+
+    repo: str
+    tag: str
+    manifest_digest: str
+    blobs: tuple[tuple[str, int], ...]  # (digest, size)
+
+    @property
+    def size(self) -> int:
+        """Its blobs' bytes (the manifest's few are left out: a read-back checks them by digest)."""
+        return sum(size for _, size in self.blobs)
+
+
+# what the verification pass reads back after the timed workloads (workloads/verify.py)
+Pushed = PushedBlob | PushedImage
+
+
 @dataclass
 class ClientResult:
     """What one client did: counts and durations per kind of operation, bytes each way, errors."""
@@ -45,7 +73,7 @@ class ClientResult:
     durations: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
-    produced: list[tuple[str, int]] = field(default_factory=list)  # (digest, size) of blobs pushed
+    produced: list[Pushed] = field(default_factory=list)  # what was pushed, for reading back
 
     def record(self, kind: str, seconds: float) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1

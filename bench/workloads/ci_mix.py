@@ -5,7 +5,8 @@ PATCH and a PUT per blob, up to 5 blobs at a time, then the manifest by tag);
 pullers pull whole images the way `docker pull` does (the manifest by tag, then
 config and layers, up to 3 at a time), each byte hashed. Pullers read images seeded
 before the window so that every pull is a full image from the start; pushers write
-new repositories' tags, so the storage grows while it is read, as in CI.
+new repositories' tags, so the storage grows while it is read, as in CI. The
+images pushed are read back whole after the timed workloads (workloads/verify.py).
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from typing import Any
 from bench.api import Registry, VerifyError, new_session
 from bench.content import Blob, BlobMaker, Image, layer_sizes, make_image
 from bench.plan import Plan
-from bench.workloads.base import ERRORS, ClientResult, Target, now, pause_after_error
+from bench.workloads.base import ERRORS, ClientResult, PushedImage, Target, now, pause_after_error
 
 SEED_REPO, PUSH_REPO = "bench/ci-seed", "bench/ci-push"
 PUSH_CONCURRENCY = 5  # docker's max-concurrent-uploads
@@ -27,15 +28,11 @@ MAX_IMAGES_PER_CLIENT = 10_000
 POOL_SEED = "cargobay-bench/ci"
 
 
-@dataclass(frozen=True)
-class SeedImage:
-    tag: str
-    manifest_digest: str
-    blobs: list[tuple[str, int]]  # config first, then layers
-
-    @staticmethod
-    def of(tag: str, image: Image) -> "SeedImage":
-        return SeedImage(tag, image.manifest_digest, [(blob.digest, blob.size) for blob in image.blobs])
+def pushed(repo: str, tag: str, image: Image) -> PushedImage:
+    """What a puller (or the verification pass) needs to read `image` back and check it."""
+    return PushedImage(
+        repo, tag, image.manifest_digest, tuple((blob.digest, blob.size) for blob in image.blobs)
+    )
 
 
 def _maker(plan: Plan) -> BlobMaker:
@@ -76,14 +73,14 @@ async def seed(target: Target, plan: Plan) -> "CiMix":
             tag = f"seed-{n}"
             image = _image(maker, plan, f"ci/seed/{n}")
             await push_image(registry, SEED_REPO, tag, image)
-            seeds.append(SeedImage.of(tag, image))
+            seeds.append(pushed(SEED_REPO, tag, image))
     return CiMix(plan=plan, seeds=seeds)
 
 
 @dataclass
 class CiMix:
     plan: Plan
-    seeds: list[SeedImage]
+    seeds: list[PushedImage]
     name: str = "ci-mix"
     _maker: BlobMaker | None = field(default=None, repr=False)
 
@@ -113,15 +110,17 @@ class CiMix:
                 if now() >= deadline or result.gave_up:
                     break
                 image = _image(self._maker, self.plan, f"ci/push/{client}/{n}")
+                tag = f"p{client}-{n}"
                 began = now()
                 try:
-                    await push_image(registry, PUSH_REPO, f"p{client}-{n}", image)
+                    await push_image(registry, PUSH_REPO, tag, image)
                 except ERRORS as error:
                     result.error("image-push", error)
                     await pause_after_error()
                 else:
                     result.record("image-push", now() - began)
                     result.bytes_up += image.size
+                    result.produced.append(pushed(PUSH_REPO, tag, image))
             result.finished = now()
         return result
 
@@ -136,7 +135,7 @@ class CiMix:
                 image = self.seeds[(client + n) % len(self.seeds)]
                 began = now()
                 try:
-                    received = await pull_image(registry, SEED_REPO, image)
+                    received = await pull_image(registry, image)
                 except ERRORS as error:
                     result.error("image-pull", error)
                     await pause_after_error()
@@ -147,19 +146,19 @@ class CiMix:
         return result
 
 
-async def pull_image(registry: Registry, repo: str, image: SeedImage) -> int:
+async def pull_image(registry: Registry, image: PushedImage) -> int:
     """docker pull: the manifest by tag, then every blob it names (a few at a time), all verified."""
-    body = await registry.get_manifest(repo, image.tag, image.manifest_digest)
+    body = await registry.get_manifest(image.repo, image.tag, image.manifest_digest)
     manifest = json.loads(body)
     named = [(manifest["config"]["digest"], manifest["config"]["size"])]
     named += [(layer["digest"], layer["size"]) for layer in manifest["layers"]]
-    if named != image.blobs:
-        raise VerifyError(f"manifest {repo}:{image.tag} names other blobs than were pushed")
+    if tuple(named) != image.blobs:
+        raise VerifyError(f"manifest {image.repo}:{image.tag} names other blobs than were pushed")
     gate = asyncio.Semaphore(PULL_CONCURRENCY)
 
     async def one(digest: str, size: int) -> int:
         async with gate:
-            return await registry.pull_blob(repo, digest, size)
+            return await registry.pull_blob(image.repo, digest, size)
 
     sizes = await all_of([one(digest, size) for digest, size in named])
     return len(body) + sum(sizes)

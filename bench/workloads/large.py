@@ -4,14 +4,15 @@ push-large: every client pushes one blob of its own (monolithic: POST then PUT w
 the body; chunked: PATCH pieces with Content-Range, then PUT). The server hashes
 and stores every byte, so the figure is bounded by sha256 and by the storage's
 write speed. pull-large: every client GETs one of the blobs pushed before and
-hashes what arrives.
+hashes what arrives. Every blob pushed is read back once more after all the timed
+workloads, by the verification pass (workloads/verify.py).
 """
 
 from dataclasses import dataclass, field
 
 from bench.api import Registry, new_session
 from bench.content import Blob, BlobMaker
-from bench.workloads.base import ERRORS, ClientResult, Target, now
+from bench.workloads.base import ERRORS, ClientResult, PushedBlob, Target, now
 
 LARGE_REPO = "bench/large"
 MONOLITHIC, CHUNKED = "monolithic", "chunked"
@@ -51,15 +52,14 @@ class PushLarge:
             else:
                 result.record("push", now() - result.started)
                 result.bytes_up = blob.size
-                result.produced.append((blob.digest, blob.size))
+                result.produced.append(PushedBlob(self.repo, blob.digest, blob.size))
             result.finished = now()
         return result
 
 
 @dataclass
 class PullLarge:
-    blobs: list[tuple[str, int]]  # (digest, size), one per client
-    repo: str = LARGE_REPO
+    blobs: list[PushedBlob]  # one per client
     name: str = "pull-large"
 
     @property
@@ -70,13 +70,13 @@ class PullLarge:
         """Nothing to make: the blobs are on the server already."""
 
     async def run(self, client: int, target: Target, deadline: float) -> ClientResult:
-        digest, size = self.blobs[client]
+        blob = self.blobs[client]
         result = ClientResult(client, "puller")
         async with new_session(target.credentials, target.request_timeout, connections=1) as session:
             registry = Registry(session, target.url)
             result.started = now()
             try:
-                result.bytes_down = await registry.pull_blob(self.repo, digest, size)
+                result.bytes_down = await registry.pull_blob(blob.repo, blob.digest, blob.size)
             except ERRORS as error:
                 result.error("pull", error)
             else:
