@@ -11,7 +11,8 @@ Choices that keep the comparison fair, and why:
   - `os.sync()` before every workload: on a small VM the kernel's writeback of the
     previous workload's gigabytes otherwise runs (and takes CPU) during the next;
   - clients are spread over two processes per core and their CPU is reported, so a
-    figure limited by the load generator shows as such;
+    figure limited by the load generator shows as such; so does one where clients
+    and server together kept the machine's cores busy;
   - after the timed workloads, an untimed pass reads back and hashes every blob and
     image they pushed: a push acknowledged but stored wrong counts as an error;
   - data is made and digested before the start signal; only HTTP is timed.

@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             "servers": results_by_server,
         }
         results["figures"] = report.figures(results_by_server, limits)
+        results["machine_bound"] = {
+            kind: [name for name, record in server["workloads"].items() if record["machine_load"]["bound"]]
+            for kind, server in results_by_server.items()
+        }
         results["errors"] = sum(
             record["errors"]
             for server in results_by_server.values()
@@ -174,9 +178,13 @@ def run_server(
         record = measured.record
         records[key] = record
         processes = max(processes, record["server"]["processes"])
+        load = record["machine_load"]
+        bound = (
+            f", machine-bound ({load['cores_busy']:.2f} of {load['cores']} cores)" if load["bound"] else ""
+        )
         say(
             f"bench: {LABELS[kind]}: {key}: {record['mb_s']:.0f} MB/s, "
-            f"{sum(record['operations'].values())} operations in {record['wall_s']:.1f} s, "
+            f"{sum(record['operations'].values())} operations in {record['wall_s']:.1f} s{bound}, "
             f"{record['errors']} errors {record['error_messages'][:2] if record['errors'] else ''}"
         )
         return measured

@@ -2,7 +2,11 @@
 
 Every figure is a row with the value for cargobay, for registry:2, their ratio
 (cargobay / registry:2) and, where issue 5 sets one, the target and whether it is
-met. The table is Markdown, so it reads in a terminal and pastes into the README.
+met. Each workload's section opens with two rows on the load: the client processes'
+CPU (one at a core's limit is flagged SATURATED) and clients plus server against
+the machine's cores (flagged MACHINE-BOUND from 90 %: the figure is then the
+machine's limit as much as the server's). The table is Markdown, so it reads in a
+terminal and pastes into the README.
 The JSON holds the same figures (`figures`, what the smoke test checks) and every
 workload's full record (`servers`), with NaN written as null.
 """
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.plan import GiB
+from bench.runner import MACHINE_BOUND
 from bench.servers import CARGOBAY, REGISTRY2
 from bench.workloads.verify import BLOB, IMAGE
 
@@ -263,6 +268,7 @@ def render(results: dict[str, Any]) -> str:
             current = row["workload"]
             lines.append(f"| **{WORKLOADS[current]}** | | | | |")
             lines.append(_clients_row(servers, current))
+            lines.append(_machine_row(servers, current))
         unit = f" ({row['unit']})" if row["unit"] else ""
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
         target = row["target"] or ""
@@ -315,6 +321,26 @@ def _clients_row(servers: dict[str, dict[str, Any]], workload: str) -> str:
             f"busiest {busiest:.2f}{flag}"
         )
     return f"| load generator (CPU s per s) | {cells[0]} | {cells[1]} | | busiest process < 0.9 |"
+
+
+def _machine_row(servers: dict[str, dict[str, Any]], workload: str) -> str:
+    """Clients plus server against the cores: a figure made on a full machine is flagged."""
+    cells = []
+    for kind in (CARGOBAY, REGISTRY2):
+        record = servers[kind]["workloads"].get(workload)
+        if not record:
+            cells.append("-")
+            continue
+        load = record["machine_load"]
+        flag = " MACHINE-BOUND" if load["bound"] else ""
+        cells.append(
+            f"{load['clients_cores_busy']:.2f} + {load['server_cores_busy']:.2f} = {load['cores_busy']:.2f} "
+            f"of {load['cores']} cores ({100 * load['share_of_cores']:.0f} %){flag}"
+        )
+    return (
+        f"| machine: clients + server CPU (cores busy) | {cells[0]} | {cells[1]} | | "
+        f"< {100 * MACHINE_BOUND:.0f} % of cores |"
+    )
 
 
 def json_safe(value: Any) -> Any:

@@ -3,8 +3,9 @@
 `--quick` keeps every workload, every client count and every check of the full run
 and shrinks only sizes and windows. What is asserted is what a reader of the table
 relies on: every figure is there for both servers, nothing failed verification,
-everything pushed was read back, the temporary data is gone afterwards. Never a
-time or a speed: those belong to the machine, not to the code.
+everything pushed was read back, a machine-bound workload is flagged, the temporary
+data is gone afterwards. Never a time or a speed: those belong to the machine, not
+to the code.
 """
 
 import json
@@ -48,6 +49,9 @@ def test_quick_benchmark_reports_every_figure_for_both_servers_without_errors(tm
         for name, record in workloads.items():
             assert record["errors"] == 0, (kind, name, record["error_messages"])
             assert record["client_processes"]["processes"] >= 1
+            load = record["machine_load"]
+            assert load["bound"] == (load["cores_busy"] >= 0.9 * load["cores"]), (kind, name, load)
+            assert (name in results["machine_bound"][kind]) == load["bound"], (kind, name)
         # every blob push-large pushed and every image ci-mix pushed was read back and hashed
         plan = results["settings"]["plan"]
         read_back = workloads["verify"]["operations"]
