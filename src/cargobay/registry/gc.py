@@ -7,6 +7,8 @@ Why it is safe without a read-only window:
   data file, a child manifest's revision link) under the shared collection
   lock; the sweep re-reads those times under the exclusive lock and deletes
   only what is older than the start of the collection minus the grace period.
+  It deletes blobs in holds of at most `SWEEP_HOLD_SECONDS`, each blob re-read
+  in the hold that deletes it, so pushes wait moments, not the whole sweep.
   So content pushed, mounted or linked during the collection, or within the
   grace period before it, is never deleted, and a client that was told a blob
   exists (HEAD) finds it there when it pushes the manifest.
@@ -35,6 +37,7 @@ from cargobay.storage.driver import PathNotFound, StorageDriver
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = datetime.timedelta(hours=1)
+SWEEP_HOLD_SECONDS = 0.2  # the longest the sweep holds the exclusive lock at a time
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -89,9 +92,11 @@ async def collect_garbage(
     if dry_run:
         report.manifests, report.blobs = dead_manifests, dead_blobs
         return report
-    async with driver.lock(layout.COLLECTION_LOCK).exclusive():
+    lock = driver.lock(layout.COLLECTION_LOCK)
+    async with lock.exclusive():
         # A manifest refreshed since the mark (an index pushed meanwhile lists it) stays, and
-        # so does everything it reaches, though nothing refreshed its layers.
+        # so does everything it reaches, though nothing refreshed its layers. All in one
+        # hold: an index rescued must not lose a child that an earlier hold deleted.
         by_name = {inventory.name: inventory for inventory in inventories}
         rescued: set[tuple[str, Digest]] = set()
         rescued_blobs: set[Digest] = set()
@@ -103,16 +108,30 @@ async def collect_garbage(
             if (name, digest) not in rescued:
                 await _remove_manifest(driver, name, digest)
                 report.manifests.append((name, digest))
-        for done, (digest, size) in enumerate(dead_blobs, start=1):
-            if digest not in rescued_blobs and await _still_stale(driver, [layout.blob_data(digest)], cutoff):
-                await driver.delete(layout.blob_dir(digest))
-                report.blobs.append((digest, size))
-            if progress:
-                progress("sweep", done, len(dead_blobs))
-        deleted = {digest for digest, _ in report.blobs}
+    # Blobs in short holds, so that pushes wait a moment, not for the whole sweep: each blob
+    # is re-checked under the hold that deletes it, and whatever references one from now on
+    # refreshes it first (no manifest is left to rescue).
+    linked_in: dict[Digest, list[str]] = {}
+    for inventory in inventories:
+        for digest in inventory.layers:
+            linked_in.setdefault(digest, []).append(inventory.name)
+    sweep = [(digest, size) for digest, size in dead_blobs if digest not in rescued_blobs]
+    done = 0
+    while done < len(sweep):
+        async with lock.exclusive():
+            hold_ends = time.monotonic() + SWEEP_HOLD_SECONDS
+            while done < len(sweep) and time.monotonic() < hold_ends:
+                digest, size = sweep[done]
+                if await _still_stale(driver, [layout.blob_data(digest)], cutoff):
+                    await driver.delete(layout.blob_dir(digest))
+                    for name in linked_in.get(digest, []):
+                        await driver.delete(layout.layer_dir(name, digest))
+                    report.blobs.append((digest, size))
+                done += 1
+                if progress:
+                    progress("sweep", done, len(sweep))
+    async with lock.exclusive():
         for inventory in inventories:
-            for digest in inventory.layers.keys() & deleted:
-                await driver.delete(layout.layer_dir(inventory.name, digest))
             if await _remove_if_empty(driver, inventory.name):
                 report.repositories.append(inventory.name)
     for name, digest in report.manifests:
