@@ -9,7 +9,6 @@ test_deploy.py then runs all of it for real.
 """
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import requests
 
 from tests.e2e.nginx import SHIPPED_LISTEN, check_config, nginx_command, serving_nginx, site_config
 from tests.support.server import PASSWORD, USER, RegistryServer, free_port
-from tests.support.tools import require_tool
+from tests.support.tls import self_signed_certificate
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_SITE = REPO / "deploy" / "docker-registry.nginx"
@@ -134,30 +133,8 @@ def test_nginx_site_tls_block_is_valid_nginx_and_serves_the_registry_over_https(
     Only what a user must change is substituted: the certificate paths (and, to stay on
     loopback and off privileged ports, the listen addresses and the upstream port).
     """
-    openssl = require_tool("openssl")
-    certificate, key = tmp_path / "registry.crt", tmp_path / "registry.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=registry.example.com",
-            "-addext",
-            "subjectAltName=DNS:registry.example.com,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(certificate),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
+    certificate, key = self_signed_certificate(
+        tmp_path, "registry.example.com", "DNS:registry.example.com,IP:127.0.0.1"
     )
     http_port, https_port = free_port(), free_port()
     enabled = tmp_path / NGINX_SITE.name

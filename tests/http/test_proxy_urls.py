@@ -1,9 +1,7 @@
 """`Location` headers behind a reverse proxy (forwarded headers, `http.host`, `http.relativeurls`), TLS."""
 
-import subprocess
-
 from tests.support.server import RegistryServer
-from tests.support.tools import require_tool
+from tests.support.tls import self_signed_certificate
 
 
 def upload_location(server: RegistryServer, headers: dict[str, str] | None = None) -> str:
@@ -49,30 +47,7 @@ def test_configured_headers_are_added_to_every_response(start_registry) -> None:
 
 
 def test_tls_with_the_configured_certificate(start_registry, tmp_path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            require_tool("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
     server = start_registry(
         overrides={"http.tls": {"certificate": str(cert), "key": str(key)}}, scheme="https", ca=cert
     )
