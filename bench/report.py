@@ -307,40 +307,42 @@ def _rate(mb_s: float) -> str:
 
 
 def _clients_row(servers: dict[str, dict[str, Any]], workload: str) -> str:
-    cells = []
-    for kind in (CARGOBAY, REGISTRY2):
-        record = servers[kind]["workloads"].get(workload)
-        if not record:
-            cells.append("-")
-            continue
+    def cell(record: dict[str, Any]) -> str:
         load = record["client_processes"]
         flag = " SATURATED" if load["saturated"] else ""
-        busiest = load["max_cpu_per_wall"]
-        cells.append(
+        return (
             f"{record['clients']} clients in {load['processes']} procs using {load['cores_busy']:.2f} cores, "
-            f"busiest {busiest:.2f}{flag}"
+            f"busiest {load['max_cpu_per_wall']:.2f}{flag}"
         )
+
+    cells = _per_server(servers, workload, cell)
     return f"| load generator (CPU s per s) | {cells[0]} | {cells[1]} | | busiest process < 0.9 |"
 
 
 def _machine_row(servers: dict[str, dict[str, Any]], workload: str) -> str:
     """Clients plus server against the cores: a figure made on a full machine is flagged."""
-    cells = []
-    for kind in (CARGOBAY, REGISTRY2):
-        record = servers[kind]["workloads"].get(workload)
-        if not record:
-            cells.append("-")
-            continue
+
+    def cell(record: dict[str, Any]) -> str:
         load = record["machine_load"]
         flag = " MACHINE-BOUND" if load["bound"] else ""
-        cells.append(
+        return (
             f"{load['clients_cores_busy']:.2f} + {load['server_cores_busy']:.2f} = {load['cores_busy']:.2f} "
             f"of {load['cores']} cores ({100 * load['share_of_cores']:.0f} %){flag}"
         )
+
+    cells = _per_server(servers, workload, cell)
     return (
         f"| machine: clients + server CPU (cores busy) | {cells[0]} | {cells[1]} | | "
         f"< {100 * MACHINE_BOUND:.0f} % of cores |"
     )
+
+
+def _per_server(
+    servers: dict[str, dict[str, Any]], workload: str, cell: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    """One cell for cargobay and one for registry:2: `cell` of the workload's record, or `-`."""
+    records = (servers[kind]["workloads"].get(workload) for kind in (CARGOBAY, REGISTRY2))
+    return [cell(record) if record else "-" for record in records]
 
 
 def json_safe(value: Any) -> Any:
