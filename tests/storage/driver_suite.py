@@ -114,6 +114,28 @@ async def lock_is_shared_among_writers_and_exclusive_for_the_collector(driver: S
     assert events.index("collector out") < events.index("late in")  # writer preference
 
 
+async def a_collector_in_short_holds_lets_waiting_writers_in_between(driver: StorageDriver) -> None:
+    """The sweep takes the lock again and again; a push that arrives meanwhile must not wait
+    for all of the holds, only for the one under way."""
+    lock = driver.lock("cargobay/collection.lock")
+    events: list[str] = []
+
+    async def collector() -> None:
+        for hold in range(5):
+            async with lock.exclusive():
+                events.append(f"hold {hold}")
+                await asyncio.sleep(0.02)
+
+    async def push() -> None:
+        await asyncio.sleep(0.01)  # arrives during the first hold
+        async with lock.shared():
+            events.append("push")
+
+    await asyncio.gather(collector(), push())
+    assert events.index("push") == 1, events
+    assert events[-1] == "hold 4"  # and the collector still finishes
+
+
 CHECKS: list[Callable[[StorageDriver], Coroutine[Any, Any, None]]] = [
     write_read_stat,
     missing_paths_raise_path_not_found,
@@ -123,4 +145,5 @@ CHECKS: list[Callable[[StorageDriver], Coroutine[Any, Any, None]]] = [
     list_and_delete_trees,
     paths_that_escape_the_root_are_refused,
     lock_is_shared_among_writers_and_exclusive_for_the_collector,
+    a_collector_in_short_holds_lets_waiting_writers_in_between,
 ]

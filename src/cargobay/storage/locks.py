@@ -23,18 +23,39 @@ from cargobay.blocking import run_blocking
 
 
 class ReadWriteLock:
-    """Shared holders run together; an exclusive holder waits for them and blocks new ones."""
+    """Shared holders run together; an exclusive holder waits for them and blocks new ones.
+
+    Fair both ways: a waiting exclusive holder keeps new shared ones out (a collector is
+    not starved by a busy registry), and when it lets go, the shared holders that waited
+    for it go first, before it or another exclusive holder takes the lock again (a
+    collector sweeping in short holds lets pushes through between them).
+    """
 
     def __init__(self) -> None:
         self._condition = asyncio.Condition()
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._readers_waiting = 0
+        self._readers_turn = False  # an exclusive holder left: the readers it kept waiting go first
+
+    def _reader_may_enter(self) -> bool:
+        return not self._writer and (not self._writers_waiting or self._readers_turn)
+
+    def _writer_may_enter(self) -> bool:
+        return not self._writer and self._readers == 0 and not self._readers_turn
 
     @contextlib.asynccontextmanager
     async def shared(self) -> AsyncIterator[None]:
         async with self._condition:
-            await self._condition.wait_for(lambda: not self._writer and not self._writers_waiting)
+            self._readers_waiting += 1
+            try:
+                await self._condition.wait_for(self._reader_may_enter)
+            finally:
+                self._readers_waiting -= 1
+                if self._readers_turn and not self._readers_waiting:
+                    self._readers_turn = False  # every reader that waited is in (or gave up)
+                    self._condition.notify_all()
             if self._readers == 0:
                 await self._first_reader_entered()  # the others wait: the flock must be ours first
             self._readers += 1
@@ -53,7 +74,7 @@ class ReadWriteLock:
         async with self._condition:
             self._writers_waiting += 1
             try:
-                await self._condition.wait_for(lambda: not self._writer and self._readers == 0)
+                await self._condition.wait_for(self._writer_may_enter)
             finally:
                 self._writers_waiting -= 1
             self._writer = True
@@ -66,6 +87,7 @@ class ReadWriteLock:
         finally:
             async with self._condition:
                 self._writer = False
+                self._readers_turn = self._readers_waiting > 0
                 self._condition.notify_all()
 
     async def _first_reader_entered(self) -> None:
