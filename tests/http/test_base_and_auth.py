@@ -1,11 +1,9 @@
 """`GET /v2/` and HTTP basic authentication from an htpasswd file."""
 
-import time
-
 import requests
 
 from tests.support.client import errors_of, push_image
-from tests.support.server import PASSWORD, USER, RegistryServer, write_htpasswd
+from tests.support.server import PASSWORD, USER, RegistryServer, status_within_seconds, write_htpasswd
 
 
 def test_version_check_answers_200_with_valid_credentials(registry: RegistryServer) -> None:
@@ -68,18 +66,6 @@ def test_users_added_changed_and_removed_in_the_file_take_effect_without_restart
     # and a removed user is locked out again, even though its login was remembered
     write_htpasswd(server.config_path.parent / "htpasswd", {"bob": "rotated-8"})
     assert status_within_seconds(server, (USER, PASSWORD), 401)
-
-
-def status_within_seconds(
-    server: RegistryServer, credentials: tuple[str, str], expected: int, seconds: float = 10
-) -> bool:
-    """Whether `/v2/` answers `expected` for these credentials within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.session(credentials).get(f"{server.url}/v2/").status_code == expected:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_without_an_auth_section_the_registry_is_open(start_registry) -> None:

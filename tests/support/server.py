@@ -182,3 +182,15 @@ class ServerProcess(Protocol):
     def log(self) -> str: ...
 
     def stop(self) -> None: ...
+
+
+def status_within_seconds(
+    server: RegistryServer, credentials: tuple[str, str], expected: int, seconds: float = 10
+) -> bool:
+    """Whether `/v2/` answers `expected` for these credentials within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.session(credentials).get(f"{server.url}/v2/").status_code == expected:
+            return True
+        time.sleep(0.2)
+    return False

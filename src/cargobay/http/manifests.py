@@ -29,9 +29,10 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 def _acceptable(request: web.Request, media_type: str) -> bool:
-    """No Accept header, a wildcard, or the stored type listed. Only a tag is negotiated, as
-    registry:2 negotiates a tag (it would convert the rest to schema 1, which cargobay does not
-    serve): a digest names exact bytes, so they are served whatever Accept lists."""
+    """No Accept header, a wildcard, or the stored type listed. Only a tag is negotiated: a
+    digest names exact bytes, so they are served whatever Accept lists (registry:2 refuses
+    OCI types by digest too; no client needs that, and a 404 for a manifest that exists
+    misleads)."""
     accepted = {
         part.split(";")[0].strip()
         for header in request.headers.getall("Accept", [])
