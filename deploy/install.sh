@@ -109,7 +109,11 @@ if [ "$with_nginx" = 1 ]; then
         die "--nginx-listen $nginx_listen: expected PORT or IPv4-ADDRESS:PORT"
 fi
 host=${server_name:-$(hostname -f 2>/dev/null || hostname)}
-[[ $host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "--server-name $host: expected a host name"
+site_name=$host  # the nginx site's server_name
+if ! [[ $host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
+    [ -z "$server_name" ] || die "--server-name $server_name: expected a host name or an IPv4 address"
+    site_name=_  # this host's own name does not fit in server_name: keep the shipped catch-all
+fi
 
 # GET URL without and with the user's credentials: true when the answers are 401 and 200;
 # $answers says what they were. Extra arguments go to curl (a Host header).
@@ -126,13 +130,12 @@ v2_answers() {  # url [curl options]
     [ "$stranger" = 401 ] && [ "$known" = 200 ]
 }
 wait_for_v2() {  # seconds url [curl options]: v2_answers once a second until it holds
-    local seconds=$1
+    local deadline=$((SECONDS + $1))
     shift
-    for _ in $(seq "$seconds"); do
-        v2_answers "$@" && return 0
+    until v2_answers "$@"; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 1
     done
-    v2_answers "$@"
 }
 
 # 1. The image: build it from this checkout when it is not there.
@@ -225,7 +228,7 @@ if [ "$with_nginx" = 1 ]; then
     # name clients use (so that the site answers even where another is the default server)
     rendered=$(sed -e "s/127\.0\.0\.1:5000;/127.0.0.1:$port;/" \
         -e "s/^\([[:space:]]*\)listen 80;/\1listen $nginx_listen;/" \
-        -e "s/^\([[:space:]]*\)server_name _;/\1server_name $host;/" "$HERE/docker-registry.nginx")
+        -e "s/^\([[:space:]]*\)server_name _;/\1server_name $site_name;/" "$HERE/docker-registry.nginx")
     if [ "$rendered" != "$(cat "$site" 2>/dev/null)" ]; then
         mkdir -p "$(dirname "$site")"
         printf '%s\n' "$rendered" > "$site"
