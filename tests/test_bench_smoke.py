@@ -9,6 +9,7 @@ to the code.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import FIGURES, WORKLOADS
+from bench.runner import machine_load
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +52,7 @@ def test_quick_benchmark_reports_every_figure_for_both_servers_without_errors(tm
             assert record["errors"] == 0, (kind, name, record["error_messages"])
             assert record["client_processes"]["processes"] >= 1
             load = record["machine_load"]
-            assert load["bound"] == (load["cores_busy"] >= 0.9 * load["cores"]), (kind, name, load)
+            assert load == machine_load(load["clients_cores_busy"], load["server_cores_busy"]), (kind, name)
             assert (name in results["machine_bound"][kind]) == load["bound"], (kind, name)
         # every blob push-large pushed and every image ci-mix pushed was read back and hashed
         plan = results["settings"]["plan"]
@@ -69,3 +71,11 @@ def test_quick_benchmark_reports_every_figure_for_both_servers_without_errors(tm
     assert result.stdout.count("\n| ") >= len(FIGURES)
     # servers stopped, temporary data directories removed
     assert list(scratch.iterdir()) == []
+
+
+def test_a_workload_that_fills_the_cores_is_flagged_machine_bound() -> None:
+    cores = os.cpu_count() or 1
+    nearly_full = machine_load(clients_cores=0.5 * cores, server_cores=0.45 * cores)
+    assert nearly_full["bound"]
+    assert nearly_full["share_of_cores"] == pytest.approx(0.95)
+    assert not machine_load(clients_cores=0.4 * cores, server_cores=0.4 * cores)["bound"]
