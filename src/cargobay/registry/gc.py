@@ -130,9 +130,11 @@ async def collect_garbage(
                 done += 1
                 if progress:
                     progress("sweep", done, len(sweep))
+    # Only a repository that lost a manifest now, or had none at the scan, can be empty.
+    maybe_empty = {name for name, _ in report.manifests} | {i.name for i in inventories if not i.revisions}
     async with lock.exclusive():
         for inventory in inventories:
-            if await _remove_if_empty(driver, inventory.name):
+            if inventory.name in maybe_empty and await _remove_if_empty(driver, inventory.name):
                 report.repositories.append(inventory.name)
     for name, digest in report.manifests:
         log.info("collected manifest %s@%s", name, digest)
