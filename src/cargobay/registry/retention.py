@@ -67,8 +67,10 @@ async def plan_retention(
         tags = sorted(await _tags(driver, name), key=lambda t: t.pushed, reverse=True)
         for rank, tag in enumerate(tags):
             reason = await _reason_to_delete(driver, name, tag, rank, rule, now)
-            if reason is not None and not await _protected(pulls, name, tag, rule, now):
-                pulled = await pulls.last_pull(name, tag.digest)
+            if reason is None:
+                continue
+            pulled = await pulls.last_pull(name, tag.digest)
+            if not _protected(tag, pulled, rule, now):
                 deletions.append(TagDeletion(name, tag.name, tag.digest, tag.pushed, pulled, reason))
     return deletions
 
@@ -127,13 +129,12 @@ async def _reason_to_delete(
     return None
 
 
-async def _protected(pulls: PullLog, name: str, tag: _Tag, rule: RetentionRule | None, now: float) -> bool:
+def _protected(tag: _Tag, pulled: float | None, rule: RetentionRule | None, now: float) -> bool:
     if rule is None:
         return False
     if rule.keep_tags is not None and rule.keep_tags.search(tag.name):
         return True
     if rule.keep_pulled_within is not None:
-        pulled = await pulls.last_pull(name, tag.digest)
         return pulled is not None and pulled >= now - rule.keep_pulled_within.total_seconds()
     return False
 
